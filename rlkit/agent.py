@@ -1,0 +1,69 @@
+"""The public face of a trained agent, for use outside rlkit's own commands:
+
+    agent = rlkit.load_agent("runs/doom__ppo__1__.../")   # a run folder or a checkpoint file
+    env = agent.make_env()                                # the game, preprocessed as in training
+    obs, _ = env.reset(); agent.reset()
+    action = agent.act(obs)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from gymnasium import spaces as gym_spaces
+
+from rlkit import checkpoint
+from rlkit.config import UsageError
+from rlkit.nets import make_policy
+
+
+def spaces_of(observation_space, action_space) -> dict:
+    return {"obs_shape": list(observation_space.shape), "obs_dtype": str(observation_space.dtype),
+            "num_actions": int(action_space.n)}
+
+
+def rebuild_spaces(spaces: dict):
+    shape, dtype = tuple(spaces["obs_shape"]), np.dtype(spaces["obs_dtype"])
+    high = 255 if dtype == np.uint8 else np.inf
+    return gym_spaces.Box(0 if dtype == np.uint8 else -np.inf, high, shape, dtype), \
+        gym_spaces.Discrete(spaces["num_actions"])
+
+
+class Agent:
+    def __init__(self, policy, cfg, device, path: Path):
+        self.policy, self.cfg, self.device, self.path = policy.eval(), cfg, device, path
+
+    def make_env(self, render_mode=None):
+        """A single Gymnasium env with the preprocessing this agent was trained on."""
+        from rlkit.envs import make_env
+
+        return make_env(self.cfg.env, render_mode=render_mode)
+
+    @torch.inference_mode()
+    def act(self, observation, action_mask=None, deterministic: bool = False) -> int:
+        """One action for one observation of `make_env()`'s env; masked-out actions are never chosen."""
+        obs = torch.as_tensor(np.asarray(observation), device=self.device).unsqueeze(0)
+        mask = None if action_mask is None else torch.as_tensor(np.asarray(action_mask, dtype=bool),
+                                                                 device=self.device).unsqueeze(0)
+        logits, _ = self.policy(obs, mask)
+        if deterministic:
+            return int(logits.argmax(-1).item())
+        return int(torch.distributions.Categorical(logits=logits).sample().item())
+
+    def reset(self) -> None:
+        """Call between episodes. Today's policies keep no state; recurrent ones will."""
+
+
+def load_agent(path, device: str = "cpu") -> Agent:
+    path = Path(path)
+    file = checkpoint.latest(path) if path.is_dir() else path
+    ckpt = checkpoint.load(file, device)
+    obs_space, act_space = rebuild_spaces(ckpt["spaces"])
+    policy = make_policy(ckpt["config"].model, obs_space, act_space).to(device)
+    try:
+        policy.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise UsageError(f"{file}: weights do not fit the network its config describes "
+                         f"({str(e).splitlines()[0][:160]})") from None
+    return Agent(policy, ckpt["config"], torch.device(device), file)

@@ -1,0 +1,4 @@
+"""Learners share one signature: `update(policy, optimizer, batch, cfg) -> stats`."""
+from rlkit.algos import ppo, reinforce
+
+ALGOS = {"ppo": ppo, "reinforce": reinforce}

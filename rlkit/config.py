@@ -1,0 +1,178 @@
+"""Hydra glue: compose `configs/`, apply each env's tuned values, and turn every bad input
+into one line that names the problem and the valid choices (exit code 2, no traceback).
+
+We call Hydra's compose API instead of `@hydra.main`, so runs never change the working
+directory or write Hydra's `outputs/` folders; run folders are ours (see `train.py`)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+GROUPS = ("env", "algo", "model")
+
+
+def config_dir() -> Path:
+    """`$RLKIT_CONFIGS`, else the repository's `configs/` (editable install), else ./configs."""
+    for candidate in (os.environ.get("RLKIT_CONFIGS"),
+                      Path(__file__).resolve().parent.parent / "configs",
+                      Path.cwd() / "configs"):
+        if candidate and (Path(candidate) / "config.yaml").is_file():
+            return Path(candidate)
+    raise UsageError("cannot find configs/config.yaml; run from the rlkit checkout or set RLKIT_CONFIGS")
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def cli(main: Callable[[list[str]], Any]) -> None:
+    """Run a command's `main(argv)`; bad input becomes `error: ...` and exit code 2."""
+    try:
+        main(sys.argv[1:])
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return compose(config_name="config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise UsageError(str(e).strip().splitlines()[0]) from None
+
+
+def _parse(overrides: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Split command-line overrides into group choices and `key=value` settings."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    groups, values = [], {}
+    parser = OverridesParser.create()
+    for text in overrides:
+        try:
+            (o,) = parser.parse_overrides([text])
+        except HydraException:
+            raise UsageError(f"cannot read {text!r}: expected key=value, e.g. env=pong seed=3") from None
+        key = o.key_or_group
+        if o.package is not None or o.type.name != "CHANGE":
+            raise UsageError(f"cannot read {text!r}: only key=value is supported (no +, ~ or @)")
+        if key in GROUPS:
+            choice = o.value()
+            if not isinstance(choice, str) or choice not in options(key):
+                raise UsageError(f"unknown {key} {choice!r}; choose from: {', '.join(options(key))}")
+            groups.append(f"{key}={choice}")
+        else:
+            values[key] = text
+    return groups, values
+
+
+def _check_key(base: DictConfig, key: str) -> None:
+    node: Any = base
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, DictConfig) or part not in node:
+            where = ".".join(parts[:i])
+            valid = ", ".join(sorted(str(k) for k in node.keys())) if isinstance(node, DictConfig) else "none"
+            scope = f" in {where}" if where else ""
+            raise UsageError(f"unknown key {key!r}; valid keys{scope}: {valid}")
+        node = node[part]
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(type(value), "a list")
+
+
+def _check_types(cfg: DictConfig, base: DictConfig, prefix: str = "") -> None:
+    """Every value must have the type of its default (ints pass for floats; null defaults take any)."""
+    for key in base:
+        ref, value, path = base[key], cfg[key], f"{prefix}{key}"
+        if isinstance(ref, DictConfig):
+            _check_types(value, ref, path + ".")
+            continue
+        if ref is None:
+            continue
+        ok = (isinstance(value, bool) if isinstance(ref, bool)
+              else isinstance(value, (int, float)) and not isinstance(value, bool) if isinstance(ref, float)
+              else isinstance(value, ListConfig) if isinstance(ref, ListConfig)
+              else type(value) is type(ref))
+        if not ok:
+            raise UsageError(f"{path} must be {_type_name(ref if not isinstance(ref, ListConfig) else [])}, "
+                             f"got {value!r}")
+        if isinstance(ref, float):
+            cfg[key] = float(value)
+
+
+_POSITIVE = ("total_steps", "num_envs", "algo.lr", "algo.num_steps", "algo.epochs", "algo.minibatches",
+             "env.frame_skip", "env.frame_stack")
+_CHOICES = {"vector": ("sync", "async")}
+
+
+def _check_ranges(cfg: DictConfig) -> None:
+    for key in _POSITIVE:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value <= 0:
+            raise UsageError(f"{key} must be > 0, got {value}")
+    for key, valid in _CHOICES.items():
+        if cfg[key] not in valid:
+            raise UsageError(f"{key} must be one of: {', '.join(valid)}; got {cfg[key]!r}")
+    device = str(cfg.device)
+    if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:") and device[5:].isdigit()):
+        raise UsageError(f"device must be one of: auto, cpu, cuda, cuda:N, mps; got {device!r}")
+    for key in ("gamma", "gae_lambda"):
+        value = cfg.algo.get(key)
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise UsageError(f"algo.{key} must be in [0, 1], got {value}")
+
+
+def _apply_tuned(cfg: DictConfig, explicit: set[str]) -> None:
+    """Merge `env.tuned` into the config, except keys the user set on the command line."""
+    tuned = cfg.env.pop("tuned", None) or {}
+    for key, value in tuned.items():
+        if key in (cfg.algo.name, cfg.model.name):
+            group = "algo" if key == cfg.algo.name else "model"
+            for sub, v in value.items():
+                path = f"{group}.{sub}"
+                if sub not in cfg[group]:
+                    raise UsageError(f"env {cfg.env.name}: tuned {key}.{sub} is not a key of {group} {key}; "
+                                     f"valid: {', '.join(cfg[group].keys())}")
+                if path not in explicit:
+                    cfg[group][sub] = v
+        elif key in options("algo") + options("model"):
+            continue  # tuned values for an algorithm or model not chosen in this run
+        elif key in GROUPS or key not in cfg:
+            raise UsageError(f"env {cfg.env.name}: unknown tuned key {key!r}; valid: top-level keys, "
+                             f"or an algo/model name")
+        elif key not in explicit:
+            cfg[key] = value
+
+
+def load_config(overrides: list[str]) -> DictConfig:
+    """Compose the config for these command-line overrides, validated before any work starts."""
+    groups, values = _parse(overrides)
+    base = _compose(groups)
+    for key in values:
+        _check_key(base, key)
+    cfg = _compose(groups + list(values.values()))
+    OmegaConf.set_struct(cfg, False)
+    _apply_tuned(cfg, set(values))
+    OmegaConf.set_struct(base, False)
+    base.env.pop("tuned", None)
+    _check_types(cfg, base)
+    _check_ranges(cfg)
+    OmegaConf.set_struct(cfg, True)
+    return cfg

@@ -1,0 +1,52 @@
+"""Every game behind one `make_vec(cfg)`: a Gymnasium vector env of preprocessed games.
+
+Each single env records the game's own score (`info["episode"]`) below any reward scaling or
+clipping, so `episode/return` is always what the game says. Vector envs reset in the SAME step
+an episode ends: the returned observation starts the next episode and the last one's final
+observation is in `info["final_obs"]`, which the rollout uses to bootstrap truncations."""
+from __future__ import annotations
+
+import gymnasium as gym
+from gymnasium.vector import AutoresetMode
+
+from rlkit.config import UsageError
+
+
+def _families():
+    from rlkit.envs import atari, classic, doom
+
+    return {"doom": doom.make, "atari": atari.make, "classic": classic.make}
+
+
+def stats_and_limit(env: gym.Env, max_episode_steps) -> gym.Env:
+    """Optional time limit (a truncation), then the episode statistics of the game's own score."""
+    if max_episode_steps:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps)
+    return gym.wrappers.RecordEpisodeStatistics(env)
+
+
+def scale_reward(env: gym.Env, scale: float) -> gym.Env:
+    return env if scale == 1.0 else gym.wrappers.TransformReward(env, lambda r: r * scale)
+
+
+def make_env(env_cfg, render_mode=None) -> gym.Env:
+    """One preprocessed game, exactly as the learner sees it."""
+    families = _families()
+    if env_cfg.family not in families:
+        raise UsageError(f"unknown env family {env_cfg.family!r}; choose from: {', '.join(families)}")
+    env = families[env_cfg.family](env_cfg, render_mode=render_mode)
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        raise UsageError(f"env {env_cfg.name}: only discrete action spaces are supported, got {env.action_space}")
+    return env
+
+
+def make_vec(cfg) -> gym.vector.VectorEnv:
+    """`cfg.num_envs` copies of `cfg.env`, stepped together (sync, or async with shared memory)."""
+    make_env(cfg.env).close()  # fail here, in this process, on bad settings
+    fns = [lambda: make_env(cfg.env) for _ in range(cfg.num_envs)]
+    if cfg.vector == "async":
+        envs = gym.vector.AsyncVectorEnv(fns, shared_memory=True, autoreset_mode=AutoresetMode.SAME_STEP)
+    else:
+        envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    envs.action_space.seed(cfg.seed)
+    return envs

@@ -1,0 +1,160 @@
+"""Policies: an encoder (MLP, Nature CNN, IMPALA CNN, Transformer) feeding actor and critic
+heads. The one seam to the learners: `policy(obs, action_mask=None) -> (logits, value)`.
+
+Frames arrive as uint8 [B, *stack, H, W] and become floats in the first layer; leading
+stack/channel dimensions are folded into channels. Illegal actions get a logit of -1e9,
+so their probability is exactly zero."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+MASKED_LOGIT = -1e9
+
+
+def layer_init(layer: nn.Module, std: float = math.sqrt(2), bias: float = 0.0) -> nn.Module:
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+def is_image(shape) -> bool:
+    return len(shape) >= 3
+
+
+def _to_float(obs: torch.Tensor) -> torch.Tensor:
+    return obs.float() / 255.0 if obs.dtype == torch.uint8 else obs.float()
+
+
+def _channels(shape) -> int:
+    return int(np.prod(shape[:-2]))
+
+
+class MLP(nn.Module):
+    def __init__(self, shape, hidden=64, layers=2):
+        super().__init__()
+        dims = [int(np.prod(shape))] + [hidden] * layers
+        self.net = nn.Sequential(nn.Flatten(), *[m for a, b in zip(dims, dims[1:])
+                                                 for m in (layer_init(nn.Linear(a, b)), nn.Tanh())])
+        self.out_dim = dims[-1]
+
+    def forward(self, obs):
+        return self.net(_to_float(obs))
+
+
+class NatureCNN(nn.Module):
+    """Mnih et al. (2015): three convolutions and a fully connected layer."""
+
+    def __init__(self, shape, hidden=512):
+        super().__init__()
+        self.convs = nn.Sequential(
+            layer_init(nn.Conv2d(_channels(shape), 32, 8, stride=4)), nn.ReLU(),
+            layer_init(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
+            layer_init(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            n = self.convs(torch.zeros(1, _channels(shape), *shape[-2:])).shape[1]
+        self.fc = nn.Sequential(layer_init(nn.Linear(n, hidden)), nn.ReLU())
+        self.out_dim = hidden
+
+    def forward(self, obs):
+        return self.fc(self.convs(_to_float(obs.flatten(1, -3))))
+
+
+class _Residual(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv0, self.conv1 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv1(torch.relu(self.conv0(torch.relu(x))))
+
+
+class ImpalaCNN(nn.Module):
+    """Espeholt et al. (2018): conv + max-pool + two residual blocks per stage."""
+
+    def __init__(self, shape, channels=(16, 32, 32), hidden=256):
+        super().__init__()
+        layers, c = [], _channels(shape)
+        for out in channels:
+            layers += [nn.Conv2d(c, out, 3, padding=1), nn.MaxPool2d(3, stride=2, padding=1),
+                       _Residual(out), _Residual(out)]
+            c = out
+        self.convs = nn.Sequential(*layers, nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            n = self.convs(torch.zeros(1, _channels(shape), *shape[-2:])).shape[1]
+        self.fc = nn.Sequential(layer_init(nn.Linear(n, hidden)), nn.ReLU())
+        self.out_dim = hidden
+
+    def forward(self, obs):
+        return self.fc(self.convs(_to_float(obs.flatten(1, -3))))
+
+
+class Transformer(nn.Module):
+    """Tokens: non-overlapping patches of the stacked frames, or one per feature of a
+    vector observation. Pre-norm encoder blocks; the CLS token's output feeds the heads."""
+
+    def __init__(self, shape, patch=12, dim=64, layers=2, heads=4, dropout=0.0):
+        super().__init__()
+        self.image = is_image(shape)
+        if self.image:
+            self.embed = nn.Conv2d(_channels(shape), dim, patch, stride=patch)
+            tokens = (shape[-2] // patch) * (shape[-1] // patch)
+            if tokens == 0:
+                raise ValueError(f"patch {patch} is larger than the frame {tuple(shape[-2:])}")
+        else:
+            tokens = int(np.prod(shape))
+            self.embed = nn.Linear(1, dim)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
+        block = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.out_dim = dim
+
+    def forward(self, obs):
+        x = _to_float(obs)
+        if self.image:
+            x = self.embed(x.flatten(1, -3)).flatten(2).transpose(1, 2)  # [B, tokens, dim]
+        else:
+            x = self.embed(x.flatten(1).unsqueeze(-1))
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        return self.norm(self.blocks(x)[:, 0])
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, encoder: nn.Module, num_actions: int):
+        super().__init__()
+        self.encoder = encoder
+        self.actor = layer_init(nn.Linear(encoder.out_dim, num_actions), std=0.01)
+        self.critic = layer_init(nn.Linear(encoder.out_dim, 1), std=1.0)
+        self.amp_dtype = None  # e.g. torch.bfloat16: run the encoder under autocast
+
+    def forward(self, obs, action_mask=None):
+        with torch.autocast(obs.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            h = self.encoder(obs)
+        h = h.float()
+        logits = self.actor(h)
+        if action_mask is not None:
+            logits = logits.masked_fill(~action_mask.bool(), MASKED_LOGIT)
+        return logits, self.critic(h).squeeze(-1)
+
+
+def make_encoder(model_cfg, shape) -> nn.Module:
+    m = model_cfg
+    if m.name == "transformer":
+        return Transformer(shape, m.patch, m.dim, m.layers, m.heads, m.dropout)
+    if not is_image(shape):  # CNNs on vector observations fall back to an MLP of their width
+        return MLP(shape, m.hidden, m.get("layers", 2))
+    if m.name == "impala":
+        return ImpalaCNN(shape, tuple(m.channels), m.hidden)
+    if m.name == "cnn":
+        return NatureCNN(shape, m.hidden)
+    return MLP(shape, m.hidden, m.layers)
+
+
+def make_policy(model_cfg, observation_space, action_space) -> ActorCritic:
+    return ActorCritic(make_encoder(model_cfg, observation_space.shape), int(action_space.n))

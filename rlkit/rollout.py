@@ -1,0 +1,89 @@
+"""Rollouts and their targets: `Rollout.collect()` steps the vector env with the policy and
+returns [T, N, ...] tensors on the policy's device; `advantages()` (GAE) and `mc_returns()`
+(Monte-Carlo, for REINFORCE) turn them into learning targets.
+
+Conventions: `dones[t]` is true when the episode ended with step t (the next observation
+starts a new episode, Gymnasium's SAME_STEP autoreset). A time-limit truncation is not a
+real end: the value of the final observation, discounted, is added to that step's reward."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.distributions import Categorical
+
+
+class Rollout:
+    def __init__(self, envs, device: torch.device, num_steps: int, seed: int):
+        self.envs, self.device, self.T = envs, device, num_steps
+        n, space = envs.num_envs, envs.single_observation_space
+        dtype = torch.uint8 if space.dtype == np.uint8 else torch.float32
+        self.obs = torch.zeros((self.T, n, *space.shape), dtype=dtype, device=device)
+        self.actions = torch.zeros((self.T, n), dtype=torch.long, device=device)
+        self.logprobs, self.values, self.rewards, self.dones = (
+            torch.zeros((self.T, n), device=device) for _ in range(4))
+        self.next_obs = self._tensor(envs.reset(seed=seed)[0])
+
+    def _tensor(self, array) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array)).to(self.device, non_blocking=True)
+
+    @torch.inference_mode()
+    def collect(self, policy, gamma: float, bootstrap_truncated: bool = True):
+        """Step every env `num_steps` times. Returns (batch, finished episodes as (return, length))."""
+        episodes = []
+        for t in range(self.T):
+            self.obs[t] = self.next_obs
+            logits, value = policy(self.next_obs)
+            dist = Categorical(logits=logits)
+            action = dist.sample()
+            self.actions[t], self.logprobs[t], self.values[t] = action, dist.log_prob(action), value
+            obs, reward, terminated, truncated, info = self.envs.step(action.cpu().numpy())
+            reward = np.asarray(reward, dtype=np.float32)
+            if "final_info" in info:
+                episodes += _finished_episodes(info["final_info"])
+                cut = truncated & ~terminated
+                if bootstrap_truncated and cut.any():
+                    final = self._tensor(np.stack(info["final_obs"][cut]))
+                    reward[cut] += gamma * policy(final)[1].cpu().numpy()
+            self.rewards[t] = self._tensor(reward)
+            self.dones[t] = self._tensor(terminated | truncated)
+            self.next_obs = self._tensor(obs)
+        last_value = policy(self.next_obs)[1]
+        batch = dict(obs=self.obs, actions=self.actions, logprobs=self.logprobs, values=self.values,
+                     rewards=self.rewards, dones=self.dones, last_value=last_value)
+        return {k: v.clone() for k, v in batch.items()}, episodes
+
+
+def _finished_episodes(final_info: dict) -> list[tuple[float, int]]:
+    if "episode" not in final_info:
+        return []
+    ep, done = final_info["episode"], final_info["_episode"]
+    return [(float(r), int(n)) for r, n in zip(ep["r"][done], ep["l"][done])]
+
+
+def advantages(rewards, values, dones, last_value, gamma: float, lam: float):
+    """Generalized advantage estimation over [T, N] tensors. Returns (advantages, returns)."""
+    adv = torch.zeros_like(rewards)
+    running = torch.zeros_like(last_value)
+    next_value = last_value
+    for t in reversed(range(rewards.shape[0])):
+        alive = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_value * alive - values[t]
+        running = delta + gamma * lam * alive * running
+        adv[t] = running
+        next_value = values[t]
+    return adv, adv + values
+
+
+def mc_returns(rewards, dones, gamma: float):
+    """Discounted Monte-Carlo returns within each episode. Returns (returns, complete): steps of
+    an episode still running at the end of the rollout have an unknown return (complete=0)."""
+    returns = torch.zeros_like(rewards)
+    complete = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    seen_end = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        alive = 1.0 - dones[t]
+        running = rewards[t] + gamma * running * alive
+        seen_end = torch.maximum(seen_end, dones[t])
+        returns[t], complete[t] = running, seen_end
+    return returns, complete
