@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlkit.config import UsageError
+
 MASKED_LOGIT = -1e9
 
 
@@ -157,4 +159,9 @@ def make_encoder(model_cfg, shape) -> nn.Module:
 
 
 def make_policy(model_cfg, observation_space, action_space) -> ActorCritic:
-    return ActorCritic(make_encoder(model_cfg, observation_space.shape), int(action_space.n))
+    try:
+        encoder = make_encoder(model_cfg, observation_space.shape)
+    except (RuntimeError, ValueError) as e:
+        raise UsageError(f"model {model_cfg.name} cannot take observations of shape "
+                         f"{tuple(observation_space.shape)}: {str(e).splitlines()[0]}") from None
+    return ActorCritic(encoder, int(action_space.n))

@@ -1,0 +1,80 @@
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import rlkit
+from rlkit import checkpoint
+from rlkit.config import UsageError
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from rlkit.train import main
+
+    return main(["env=cartpole", "total_steps=256", "progress=false",
+                 f"run_dir={tmp_path_factory.mktemp('ckpt') / 'run'}"])
+
+
+def test_checkpoint_is_self_describing(run_dir):
+    ckpt = checkpoint.load(checkpoint.latest(run_dir))
+    assert ckpt["config"].env.name == "cartpole"
+    assert ckpt["spaces"] == {"obs_shape": [4], "obs_dtype": "float32", "num_actions": 2}
+    assert ckpt["counters"]["step"] == 256
+    assert set(ckpt["rng"]) == {"python", "numpy", "torch"}
+    checkpoint.restore_rng(ckpt["rng"])  # the saved RNG states are valid states
+
+
+def test_agent_acts_greedily_and_respects_masks(run_dir):
+    agent = rlkit.load_agent(run_dir / "checkpoints" / "final.safetensors")
+    obs = np.zeros(4, np.float32)
+    assert agent.act(obs, deterministic=True) == agent.act(obs, deterministic=True)
+    assert {agent.act(obs, action_mask=[False, True]) for _ in range(50)} == {1}
+
+
+@pytest.mark.parametrize("cut", [0, 8, 100, 1000, -10])
+def test_truncated_checkpoint_never_loads_silently(run_dir, tmp_path, cut):
+    data = checkpoint.latest(run_dir).read_bytes()
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(data[:cut])
+    with pytest.raises(UsageError, match="not a valid rlkit checkpoint"):
+        rlkit.load_agent(bad)
+
+
+def test_a_pickle_is_refused_and_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps(Exploit()))
+    torch.save({"x": Exploit()}, tmp_path / "evil.pt")
+    for path in (evil, tmp_path / "evil.pt"):
+        with pytest.raises(UsageError):
+            rlkit.load_agent(path)
+    assert not marker.exists()
+
+
+def test_a_run_folder_without_checkpoints_is_a_clear_error(tmp_path):
+    with pytest.raises(UsageError, match="holds no checkpoint"):
+        rlkit.load_agent(tmp_path)
+
+
+def test_weights_of_another_network_are_refused(run_dir, tmp_path):
+    ckpt = checkpoint.load(checkpoint.latest(run_dir))
+    from omegaconf import OmegaConf
+
+    from rlkit.nets import make_policy
+    from rlkit.agent import rebuild_spaces
+
+    cfg = OmegaConf.merge(ckpt["config"], {"model": {"hidden": 32}})
+    obs_space, act_space = rebuild_spaces(ckpt["spaces"])
+    other = make_policy(cfg.model, obs_space, act_space)
+    opt = torch.optim.Adam(other.parameters())
+    path = checkpoint.save(tmp_path / "other.safetensors", other, opt, ckpt["config"], ckpt["spaces"], {"step": 0})
+    with pytest.raises(UsageError, match="do not fit"):
+        rlkit.load_agent(path)

@@ -1,0 +1,74 @@
+import pytest
+
+from rlkit.config import UsageError, load_config, options
+from tests.conftest import run_cli
+
+
+@pytest.mark.parametrize("env", options("env"))
+def test_every_env_file_composes(env):
+    cfg = load_config([f"env={env}"])
+    assert cfg.env.name == env
+    assert "tuned" not in cfg.env
+
+
+@pytest.mark.parametrize("group", ["algo", "model"])
+def test_every_algo_and_model_file_composes(group):
+    for choice in options(group):
+        cfg = load_config([f"{group}={choice}", "env=cartpole"])
+        assert cfg[group].name == choice
+
+
+def test_defaults_are_doom_ppo_cnn():
+    cfg = load_config([])
+    assert (cfg.env.name, cfg.algo.name, cfg.model.name) == ("doom", "ppo", "cnn")
+
+
+def test_env_tuned_values_apply_and_command_line_wins():
+    tuned = load_config(["env=cartpole"])
+    assert tuned.algo.num_steps == 32 and tuned.model.hidden == 64
+    explicit = load_config(["env=cartpole", "algo.num_steps=7", "num_envs=3"])
+    assert explicit.algo.num_steps == 7 and explicit.num_envs == 3
+    assert explicit.algo.epochs == 20  # the other tuned values still apply
+    other_algo = load_config(["env=cartpole", "algo=reinforce"])
+    assert other_algo.algo.num_steps == 500  # reinforce's own tuned block, not ppo's
+
+
+def test_issue_example_composes():
+    cfg = load_config("env=pong algo=reinforce model=transformer seed=3 num_envs=16".split())
+    assert (cfg.env.game, cfg.algo.name, cfg.model.name, cfg.seed, cfg.num_envs) == ("Pong", "reinforce",
+                                                                                     "transformer", 3, 16)
+
+
+def test_int_is_accepted_for_float():
+    assert load_config(["algo.lr=1"]).algo.lr == 1.0
+
+
+@pytest.mark.parametrize("override, message", [
+    ("env=nope", "unknown env 'nope'; choose from: atari, breakout, cartpole"),
+    ("model=nope", "unknown model 'nope'; choose from: cnn, impala, mlp, transformer"),
+    ("algo=nope", "unknown algo 'nope'; choose from: ppo, reinforce"),
+    ("bogus=1", "unknown key 'bogus'; valid keys: algo, amp"),
+    ("algo.lrr=1", "unknown key 'algo.lrr'; valid keys in algo:"),
+    ("seed=abc", "seed must be an integer, got 'abc'"),
+    ("amp=3", "amp must be true/false, got 3"),
+    ("num_envs=0", "num_envs must be > 0"),
+    ("algo.lr=-0.1", "algo.lr must be > 0"),
+    ("device=gpu", "device must be one of: auto, cpu, cuda"),
+    ("vector=threads", "vector must be one of: sync, async"),
+    ("+extra=1", "only key=value is supported"),
+    ("seed", "expected key=value"),
+])
+def test_bad_overrides_raise_one_line(override, message):
+    with pytest.raises(UsageError) as e:
+        load_config([override])
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_input_on_the_command_line_is_one_line_exit_2(tmp_path):
+    result = run_cli("rlkit.train", "env=nope", f"run_dir={tmp_path}/x")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("error: unknown env 'nope'; choose from:")
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "x").exists()  # failed before any work started

@@ -1,0 +1,85 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.vector import AutoresetMode
+
+from rlkit.rollout import Rollout, advantages, mc_returns
+
+
+def test_gae_matches_hand_computed_values():
+    # One env, three steps, the episode ends after step 1; then a new one runs on.
+    gamma, lam = 0.9, 0.8
+    rewards = torch.tensor([[1.0], [2.0], [3.0]])
+    values = torch.tensor([[0.5], [1.0], [2.0]])
+    dones = torch.tensor([[0.0], [1.0], [0.0]])
+    last_value = torch.tensor([4.0])
+    adv, ret = advantages(rewards, values, dones, last_value, gamma, lam)
+    d2 = 3 + 0.9 * 4.0 - 2.0          # 4.6, bootstraps from last_value
+    d1 = 2 - 1.0                      # 1.0, episode ended: no bootstrap
+    d0 = 1 + 0.9 * 1.0 - 0.5          # 1.4
+    a2, a1 = d2, d1
+    a0 = d0 + gamma * lam * a1
+    assert torch.allclose(adv[:, 0], torch.tensor([a0, a1, a2]))
+    assert torch.allclose(ret, adv + values)
+
+
+def test_gae_with_lambda_one_is_the_monte_carlo_return_minus_value():
+    rewards = torch.rand(6, 3)
+    values = torch.rand(6, 3)
+    dones = torch.zeros(6, 3)
+    dones[-1] = 1
+    adv, ret = advantages(rewards, values, dones, torch.rand(3), 0.95, 1.0)
+    mc, complete = mc_returns(rewards, dones, 0.95)
+    assert torch.allclose(ret, mc, atol=1e-6)
+    assert complete.all()
+
+
+def test_mc_returns_hand_computed_and_unfinished_tail_is_flagged():
+    rewards = torch.tensor([[1.0], [1.0], [1.0], [5.0], [7.0]])
+    dones = torch.tensor([[0.0], [0.0], [1.0], [0.0], [0.0]])
+    ret, complete = mc_returns(rewards, dones, 0.5)
+    assert torch.allclose(ret[:3, 0], torch.tensor([1 + 0.5 + 0.25, 1 + 0.5, 1.0]))
+    assert complete[:, 0].tolist() == [1, 1, 1, 0, 0]
+
+
+class Countdown(gym.Env):
+    """Reward 1 each step; terminates after `length` steps, or is truncated by a TimeLimit."""
+
+    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, length):
+        self.length = length
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = np.array([self.t / 10, 1.0], np.float32)
+        return obs, 1.0, self.t >= self.length, False, {}
+
+
+class ConstantValue(torch.nn.Module):
+    """A policy whose value is 10 * obs[1]: 10 on the final observations, 0 on a reset one."""
+
+    def forward(self, obs, action_mask=None):
+        return torch.zeros(obs.shape[0], 2), 10 * obs[:, 1]
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_truncation_is_bootstrapped_from_the_final_observation(bootstrap):
+    # env 0 is cut by a 3-step time limit (truncation); env 1 terminates after 3 steps.
+    fns = [lambda: gym.wrappers.RecordEpisodeStatistics(gym.wrappers.TimeLimit(Countdown(100), 3)),
+           lambda: gym.wrappers.RecordEpisodeStatistics(Countdown(3))]
+    envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    rollout = Rollout(envs, torch.device("cpu"), num_steps=4, seed=0)
+    batch, episodes = rollout.collect(ConstantValue(), gamma=0.5, bootstrap_truncated=bootstrap)
+    expected_truncated = 1.0 + (0.5 * 10 if bootstrap else 0.0)
+    assert batch["rewards"][:, 0].tolist() == [1.0, 1.0, expected_truncated, 1.0]
+    assert batch["rewards"][:, 1].tolist() == [1.0, 1.0, 1.0, 1.0]  # a real end: no bootstrap
+    assert batch["dones"].T.tolist() == [[0, 0, 1, 0], [0, 0, 1, 0]]
+    assert sorted(episodes) == [(3.0, 3), (3.0, 3)]  # the game's own score, not the bootstrapped reward
+    assert batch["obs"][3].tolist() == [[0.0, 0.0], [0.0, 0.0]]  # a new episode started after the cut

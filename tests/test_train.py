@@ -1,0 +1,110 @@
+"""Smoke runs of `rlkit.train` for every env family with tiny budgets: each writes a
+TensorBoard event file and a checkpoint that loads back into a working agent."""
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import rlkit
+from rlkit import checkpoint
+from tests.conftest import run_cli
+
+TINY = {
+    "cartpole": ["env=cartpole", "total_steps=512"],
+    "doom": ["env=doom", "total_steps=128", "num_envs=2", "algo.num_steps=32", "env.size=[48,48]"],
+    "pong": ["env=pong", "total_steps=64", "num_envs=2", "algo.num_steps=16", "algo.minibatches=2"],
+}
+
+
+def scalars(run_dir):
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return events
+
+
+@pytest.mark.parametrize("family", TINY)
+def test_smoke_run_writes_events_and_a_loadable_checkpoint(train, family):
+    run_dir = train(*TINY[family])
+    tags = scalars(run_dir).Tags()["scalars"]
+    for tag in ("loss/policy", "loss/value", "loss/entropy", "stats/approx_kl", "stats/clipfrac",
+                "time/sps", "lr"):
+        assert tag in tags
+    assert (run_dir / "config.yaml").is_file()
+    agent = rlkit.load_agent(run_dir)
+    assert agent.cfg.env.family == {"cartpole": "classic", "doom": "doom", "pong": "atari"}[family]
+    env = agent.make_env()
+    obs, _ = env.reset(seed=0)
+    agent.reset()
+    for _ in range(3):
+        action = agent.act(obs)
+        assert env.action_space.contains(action)
+        obs, *_ = env.step(action)
+    env.close()
+
+
+def test_episode_return_is_the_game_score_before_reward_scaling(train):
+    # Doom Basic scales rewards by 0.01 for learning; episode/return must stay in game units
+    # (living reward -1 per tic, so a 300-tic timeout alone scores about -300).
+    run_dir = train("env=doom", "total_steps=640", "num_envs=2", "algo.num_steps=160", "env.size=[40,40]",
+                    "model.hidden=32")
+    returns = [e.value for e in scalars(run_dir).Scalars("episode/return")]
+    assert returns, "no episode finished"
+    assert max(abs(r) for r in returns) > 10  # scaled rewards would all be within +-4
+
+
+def test_reinforce_transformer_on_atari(train):
+    run_dir = train("env=pong", "algo=reinforce", "model=transformer", "total_steps=64", "num_envs=2",
+                    "algo.num_steps=32")
+    assert "loss/entropy" in scalars(run_dir).Tags()["scalars"] or "stats/used_fraction" in \
+        scalars(run_dir).Tags()["scalars"]
+    assert rlkit.load_agent(run_dir).cfg.model.name == "transformer"
+
+
+def test_impala_and_async_vector_env_on_doom(train):
+    run_dir = train("env=doom", "model=impala", "vector=async", "total_steps=64", "num_envs=2",
+                    "algo.num_steps=32", "env.size=[36,36]")
+    assert checkpoint.latest(run_dir).name == "final.safetensors"
+
+
+def test_reinforce_learns_and_ppo_learns_on_cartpole(train):
+    # Not a benchmark: a check that both learners move the return up on a tiny budget.
+    for algo, steps in (("ppo", 20000), ("reinforce", 30000)):
+        run_dir = train("env=cartpole", f"algo={algo}", f"total_steps={steps}", name=algo)
+        returns = [e.value for e in scalars(run_dir).Scalars("episode/return")]
+        first, last = np.mean(returns[:20]), np.mean(returns[-20:])
+        assert last > 2 * first, (algo, first, last)
+
+
+def test_a_fixed_seed_makes_a_cpu_run_repeatable(train):
+    a = train("env=cartpole", "total_steps=1024", "seed=7", name="a")
+    b = train("env=cartpole", "total_steps=1024", "seed=7", name="b")
+    c = train("env=cartpole", "total_steps=1024", "seed=8", name="c")
+    wa, wb, wc = (load_file(str(checkpoint.latest(r))) for r in (a, b, c))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa if k.startswith("model."))
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa if k.startswith("model."))
+
+
+def test_periodic_checkpoints_are_kept_and_pruned(train):
+    run_dir = train("env=cartpole", "total_steps=2048", "checkpoint_every=256", "keep_checkpoints=2")
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["final.safetensors", "step_1536.safetensors", "step_1792.safetensors"]
+    ckpt = checkpoint.load(run_dir / "checkpoints" / "final.safetensors")
+    assert ckpt["counters"]["step"] == 2048
+    assert ckpt["optim"]["state"], "optimizer state is saved"
+
+
+def test_an_existing_run_folder_is_never_overwritten(tmp_path, train):
+    run_dir = train("env=cartpole", "total_steps=256", name="keep")
+    before = (run_dir / "checkpoints" / "final.safetensors").read_bytes()
+    result = run_cli("rlkit.train", "env=cartpole", "total_steps=256", f"run_dir={run_dir}", "progress=false")
+    assert result.returncode == 2 and "already holds a run" in result.stderr
+    assert (run_dir / "checkpoints" / "final.safetensors").read_bytes() == before
+
+
+def test_the_command_line_trains_and_prints_a_summary(tmp_path):
+    result = run_cli("rlkit.train", "env=cartpole", "total_steps=512", f"run_dir={tmp_path / 'cli'}")
+    assert result.returncode == 0, result.stderr
+    assert "done: 512 steps" in result.stdout
+    assert "step/s" in result.stderr  # the progress bar
+    assert list((tmp_path / "cli").glob("events.out.tfevents.*"))
