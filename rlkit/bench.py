@@ -1,0 +1,201 @@
+"""Benchmark rlkit against its peers in one run, on this machine:
+
+    python -m rlkit.bench env=doom threshold=80                  # raw env, rlkit PPO, SB3 PPO
+    python -m rlkit.bench env=cartpole threshold=475 append=true # ... and add the table to BENCHMARKS.md
+
+Measures, with identical envs and hyperparameters: the vector env's raw throughput (random
+actions), rlkit training, and Stable-Baselines3 PPO training (the same Nature CNN or MLP
+widths, rollout length, epochs, minibatch size, clipping, coefficients and LR schedule). It
+reports steps/s and, when `threshold` is given, the agent steps and wall-clock seconds each
+learner needed for the mean return of the last `window` episodes to reach it.
+Any other key=value is a training override (algo=reinforce, total_steps=..., seed=...)."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from rlkit.config import UsageError, cli, load_config
+
+BENCH_KEYS = {"threshold": None, "window": 100, "peer": "sb3", "append": False, "raw_steps": 5000}
+
+
+def split_args(argv):
+    """Bench options (threshold=, window=, peer=, append=, raw_steps=) vs training overrides."""
+    opts, rest = dict(BENCH_KEYS), []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key not in BENCH_KEYS:
+            rest.append(arg)
+            continue
+        try:
+            opts[key] = {"threshold": float, "window": int, "raw_steps": int, "peer": str,
+                         "append": lambda v: {"true": True, "false": False}[v.lower()]}[key](value)
+        except (ValueError, KeyError):
+            raise UsageError(f"bench option {arg!r}: expected {key}={'true/false' if key == 'append' else 'a number'}")
+    if opts["peer"] not in ("sb3", "none"):
+        raise UsageError(f"peer must be one of: sb3, none; got {opts['peer']!r}")
+    return opts, rest
+
+
+def crossing(episodes, threshold, window):
+    """First (step, seconds) at which the mean return of the last `window` episodes >= threshold."""
+    returns = np.array([r for _, r, _ in episodes], dtype=float)
+    if threshold is None or len(returns) < window:
+        return None
+    means = np.convolve(returns, np.ones(window) / window, mode="valid")
+    hit = np.nonzero(means >= threshold)[0]
+    if not len(hit):
+        return None
+    step, _, t = episodes[hit[0] + window - 1]
+    return step, t
+
+
+def raw_throughput(cfg, steps_per_env):
+    from rlkit.envs import make_vec
+
+    envs = make_vec(cfg)
+    envs.reset(seed=cfg.seed)
+    start = time.perf_counter()
+    for _ in range(steps_per_env):
+        envs.step(envs.action_space.sample())
+    sps = steps_per_env * cfg.num_envs / (time.perf_counter() - start)
+    envs.close()
+    return sps
+
+
+def run_rlkit(cfg):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rlkit.train import train
+
+    start = time.time()
+    run_dir = train(cfg)
+    seconds = time.time() - start
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    episodes = [(e.step, e.value, e.wall_time - start) for e in events.Scalars("episode/return")]
+    return {"steps": cfg.total_steps, "seconds": seconds, "episodes": episodes, "run_dir": str(run_dir)}
+
+
+def run_sb3(cfg):
+    """Stable-Baselines3 PPO on the same wrapped envs with the same hyperparameters."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    from rlkit.envs import make_env
+    from rlkit.nets import is_image
+
+    def make():
+        env = make_env(cfg.env)
+        shape = env.observation_space.shape
+        if is_image(shape) and len(shape) > 3:  # SB3's CNN takes [C, H, W]: fold the stack into C
+            env = gym.wrappers.ReshapeObservation(env, (int(np.prod(shape[:-2])), *shape[-2:]))
+        return env
+
+    vec = (SubprocVecEnv if cfg.vector == "async" else DummyVecEnv)([make] * cfg.num_envs)
+    a = cfg.algo
+    image = is_image(vec.observation_space.shape)
+    hidden = cfg.model.get("hidden", 64)
+    policy_kwargs = (dict(net_arch=[], features_extractor_kwargs={"features_dim": hidden}) if image
+                     else dict(net_arch=[hidden, hidden], activation_fn=torch.nn.Tanh))
+    model = PPO("CnnPolicy" if image else "MlpPolicy", vec, n_steps=a.num_steps,
+                batch_size=a.num_steps * cfg.num_envs // a.minibatches, n_epochs=a.epochs,
+                learning_rate=(lambda p: a.lr * p) if a.anneal_lr else a.lr, gamma=a.gamma,
+                gae_lambda=a.gae_lambda, clip_range=a.clip_coef,
+                clip_range_vf=a.clip_coef if a.clip_vloss else None, ent_coef=a.ent_coef, vf_coef=a.vf_coef,
+                max_grad_norm=a.max_grad_norm, normalize_advantage=a.norm_adv, target_kl=a.target_kl,
+                policy_kwargs=policy_kwargs, seed=cfg.seed, device="cuda" if cfg.device == "auto" and
+                torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device), verbose=0)
+    episodes, start = [], time.time()
+
+    class Record(BaseCallback):
+        def _on_step(self):
+            for info in self.locals["infos"]:
+                if "episode" in info:
+                    episodes.append((self.num_timesteps, float(info["episode"]["r"]), time.time() - start))
+            return True
+
+    model.learn(cfg.total_steps, callback=Record())
+    seconds = time.time() - start
+    vec.close()
+    return {"steps": model.num_timesteps, "seconds": seconds, "episodes": episodes}
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or "unknown CPU"
+    if Path("/proc/cpuinfo").is_file():
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
+
+
+def commit() -> str:
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+
+    sha = git("rev-parse", "--short", "HEAD") or "unknown"
+    return sha + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def table(cfg, opts, raw, results) -> str:
+    thr, win = opts["threshold"], opts["window"]
+    head = f"mean of last {win} >= {thr:g}" if thr is not None else "threshold"
+    lines = [f"| run | steps | wall s | steps/s | vs raw env | steps to {head} | seconds to it | final mean return |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+             f"| raw env, random actions | | | {raw:,.0f} | 1.00 | | | |"]
+    for name, r in results.items():
+        sps = r["steps"] / r["seconds"]
+        hit = crossing(r["episodes"], thr, win)
+        final = np.mean([x for _, x, _ in r["episodes"][-win:]]) if r["episodes"] else float("nan")
+        reach = (f"{hit[0]:,} | {hit[1]:.0f}" if hit else "not reached | -") if thr is not None else "- | -"
+        lines.append(f"| {name} | {r['steps']:,} | {r['seconds']:.0f} | {sps:,.0f} | {sps / raw:.2f} | {reach} "
+                     f"| {final:.1f} |")
+    if len(results) == 2:
+        (a, ra), (b, rb) = results.items()
+        lines.append(f"\nsteps/s ratio {a} / {b}: **{(ra['steps'] / ra['seconds']) / (rb['steps'] / rb['seconds']):.2f}x**")
+        ha, hb = crossing(ra["episodes"], thr, win), crossing(rb["episodes"], thr, win)
+        if ha and hb:
+            lines.append(f"; wall-clock to the threshold, {b} / {a}: **{hb[1] / ha[1]:.2f}x**")
+    return "\n".join(lines)
+
+
+def main(argv):
+    opts, rest = split_args(argv)
+    cfg = load_config(rest)
+    # The peer is always SB3 PPO, with this env's PPO settings when rlkit runs another algorithm.
+    peer_cfg = cfg if cfg.algo.name == "ppo" else load_config(
+        [a for a in rest if not a.startswith("algo")] + ["algo=ppo"])
+    command = "python -m rlkit.bench " + " ".join(argv)
+    print(f"{command}\n{machine()}, commit {commit()}")
+    raw = raw_throughput(cfg, opts["raw_steps"] // cfg.num_envs or 1)
+    print(f"raw env throughput: {raw:,.0f} steps/s")
+    results = {f"rlkit {cfg.algo.name}": run_rlkit(cfg)}
+    if opts["peer"] == "sb3":
+        results["SB3 PPO"] = run_sb3(peer_cfg)
+    report = (f"### {cfg.env.name}: rlkit {cfg.algo.name} ({cfg.model.name}) vs "
+              f"{'Stable-Baselines3 PPO' if opts['peer'] == 'sb3' else 'raw env'}\n\n"
+              f"{date.today().isoformat()}, commit {commit()}, {machine()}; {cfg.num_envs} envs ({cfg.vector}), "
+              f"seed {cfg.seed}.\n\n    {command}\n\n{table(cfg, opts, raw, results)}\n")
+    print("\n" + report)
+    if opts["append"]:
+        with open(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "a") as f:
+            f.write("\n" + report)
+    return results
+
+
+if __name__ == "__main__":
+    cli(main)
