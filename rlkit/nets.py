@@ -47,15 +47,12 @@ class MLP(nn.Module):
         return self.net(_to_float(obs))
 
 
-class NatureCNN(nn.Module):
-    """Mnih et al. (2015): three convolutions and a fully connected layer."""
+class _ConvEncoder(nn.Module):
+    """Convolutions over frames (stack and channels folded together), then one dense layer."""
 
-    def __init__(self, shape, hidden=512):
+    def __init__(self, shape, convs: nn.Module, hidden: int):
         super().__init__()
-        self.convs = nn.Sequential(
-            layer_init(nn.Conv2d(_channels(shape), 32, 8, stride=4)), nn.ReLU(),
-            layer_init(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
-            layer_init(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(), nn.Flatten())
+        self.convs = nn.Sequential(convs, nn.Flatten())
         with torch.no_grad():
             n = self.convs(torch.zeros(1, _channels(shape), *shape[-2:])).shape[1]
         self.fc = nn.Sequential(layer_init(nn.Linear(n, hidden)), nn.ReLU())
@@ -63,6 +60,16 @@ class NatureCNN(nn.Module):
 
     def forward(self, obs):
         return self.fc(self.convs(_to_float(obs.flatten(1, -3))))
+
+
+class NatureCNN(_ConvEncoder):
+    """Mnih et al. (2015): three convolutions and a fully connected layer."""
+
+    def __init__(self, shape, hidden=512):
+        super().__init__(shape, nn.Sequential(
+            layer_init(nn.Conv2d(_channels(shape), 32, 8, stride=4)), nn.ReLU(),
+            layer_init(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
+            layer_init(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU()), hidden)
 
 
 class _Residual(nn.Module):
@@ -74,24 +81,16 @@ class _Residual(nn.Module):
         return x + self.conv1(torch.relu(self.conv0(torch.relu(x))))
 
 
-class ImpalaCNN(nn.Module):
+class ImpalaCNN(_ConvEncoder):
     """Espeholt et al. (2018): conv + max-pool + two residual blocks per stage."""
 
     def __init__(self, shape, channels=(16, 32, 32), hidden=256):
-        super().__init__()
         layers, c = [], _channels(shape)
         for out in channels:
             layers += [nn.Conv2d(c, out, 3, padding=1), nn.MaxPool2d(3, stride=2, padding=1),
                        _Residual(out), _Residual(out)]
             c = out
-        self.convs = nn.Sequential(*layers, nn.ReLU(), nn.Flatten())
-        with torch.no_grad():
-            n = self.convs(torch.zeros(1, _channels(shape), *shape[-2:])).shape[1]
-        self.fc = nn.Sequential(layer_init(nn.Linear(n, hidden)), nn.ReLU())
-        self.out_dim = hidden
-
-    def forward(self, obs):
-        return self.fc(self.convs(_to_float(obs.flatten(1, -3))))
+        super().__init__(shape, nn.Sequential(*layers, nn.ReLU()), hidden)
 
 
 class Transformer(nn.Module):
