@@ -183,8 +183,8 @@ def main(argv):
     # The peer is always SB3 PPO, with this env's PPO settings when rlkit runs another algorithm.
     peer_cfg = cfg if cfg.algo.name == "ppo" else load_config(
         [a for a in rest if not a.startswith("algo")] + ["algo=ppo"])
-    command = "python -m rlkit.bench " + " ".join(argv)
-    print(f"{command}\n{machine()}, commit {commit()}")
+    command, sha = "python -m rlkit.bench " + " ".join(argv), commit()
+    print(f"{command}\n{machine()}, commit {sha}")
     raw = raw_throughput(cfg, opts["raw_steps"] // cfg.num_envs or 1)
     print(f"raw env throughput: {raw:,.0f} steps/s")
     results = {f"rlkit {cfg.algo.name}": run_rlkit(cfg)}
@@ -192,7 +192,7 @@ def main(argv):
         results["SB3 PPO"] = run_sb3(peer_cfg)
     report = (f"### {cfg.env.name}: rlkit {cfg.algo.name} ({cfg.model.name}) vs "
               f"{'Stable-Baselines3 PPO' if opts['peer'] == 'sb3' else 'raw env'}\n\n"
-              f"{date.today().isoformat()}, commit {commit()}, {machine()}; {cfg.num_envs} envs ({cfg.vector}), "
+              f"{date.today().isoformat()}, commit {sha}, {machine()}; {cfg.num_envs} envs ({cfg.vector}), "
               f"seed {cfg.seed}.\n\n    {command}\n\n{table(cfg, opts, raw, results)}\n")
     print("\n" + report)
     if opts["append"]:
