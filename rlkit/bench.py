@@ -75,7 +75,7 @@ def run_rlkit(cfg):
     from rlkit.train import train
 
     start = time.time()
-    run_dir = train(cfg)
+    run_dir, _ = train(cfg)
     seconds = time.time() - start
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()

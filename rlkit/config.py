@@ -29,6 +29,10 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
+class RunError(Exception):
+    """A run that had to stop (e.g. non-finite loss): printed as one line, exit code 1."""
+
+
 def cli(main: Callable[[list[str]], Any]) -> None:
     """Run a command's `main(argv)`; bad input becomes `error: ...` and exit code 2."""
     try:
@@ -36,6 +40,9 @@ def cli(main: Callable[[list[str]], Any]) -> None:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 def options(group: str) -> list[str]:

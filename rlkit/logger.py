@@ -13,7 +13,8 @@ class Logger:
     def __init__(self, run_dir, cfg, start_step: int = 0, progress: bool = True):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(run_dir))
+        # A resumed run drops whatever the interrupted one logged after its checkpoint.
+        self.writer = SummaryWriter(str(run_dir), purge_step=start_step + 1 if start_step else None)
         flat = OmegaConf.to_container(cfg, resolve=True)
         rows = "\n".join(f"|{k}|{v}|" for k, v in _flatten(flat).items())
         self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")

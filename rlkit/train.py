@@ -1,10 +1,15 @@
 """Train an agent:  python -m rlkit.train env=doom algo=ppo model=cnn seed=1 ...
+Continue one:      python -m rlkit.train resume=runs/doom__ppo__1__20261123-120000 [total_steps=...]
 
-The whole loop, top to bottom: collect a rollout, update, log, maybe checkpoint."""
+The whole loop, top to bottom: collect a rollout, update, log, maybe checkpoint.
+Ctrl-C (or SIGTERM) stops at the end of the current update with a checkpoint; a second
+Ctrl-C stops at once (checkpoints are written atomically, so the last one stays intact)."""
 from __future__ import annotations
 
 import math
 import random
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -15,11 +20,15 @@ from omegaconf import OmegaConf
 from rlkit import checkpoint
 from rlkit.agent import spaces_of
 from rlkit.algos import ALGOS
-from rlkit.config import UsageError, cli, load_config
+from rlkit.config import RunError, UsageError, cli, load_config
 from rlkit.envs import make_vec
 from rlkit.logger import Logger
 from rlkit.nets import make_policy
 from rlkit.rollout import Rollout
+
+# What a resumed run may change; everything else comes from its checkpoint.
+RESUMABLE = ("total_steps", "device", "progress", "checkpoint_every", "keep_checkpoints", "torch_threads",
+             "log_every")
 
 
 def pick_device(name: str) -> torch.device:
@@ -46,7 +55,8 @@ def make_run_dir(cfg) -> Path:
     name = f"{run_label(cfg)}__{cfg.algo.name}__{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(cfg.run_dir) if cfg.run_dir else Path(cfg.runs_root) / name
     if (run_dir / "checkpoints").exists():
-        raise UsageError(f"run_dir {run_dir} already holds a run; choose another run_dir")
+        raise UsageError(f"run_dir {run_dir} already holds a run; choose another run_dir, "
+                         f"or continue it with resume={run_dir}")
     try:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -54,13 +64,44 @@ def make_run_dir(cfg) -> Path:
     return run_dir
 
 
-def train(cfg) -> Path:
+class StopRequest:
+    """First SIGINT/SIGTERM: finish the current update, checkpoint, stop. Second: stop at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this update (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+    def restore(self):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+def check_finite(policy, stats: dict, step: int, run_dir: Path) -> None:
+    bad = [k for k, v in stats.items() if k.startswith("loss/") and not math.isfinite(v)]
+    bad += [f"weight {n}" for n, p in policy.named_parameters() if not torch.isfinite(p).all()][:1]
+    if bad:
+        try:
+            last = f"the last good checkpoint is {checkpoint.latest(run_dir)}"
+        except UsageError:
+            last = "no checkpoint was written yet"
+        raise RunError(f"non-finite {bad[0]} at step {step}; training stopped and {last} "
+                       f"(try a lower algo.lr or algo.max_grad_norm)")
+
+
+def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
+    """Run (or continue) training. Returns (run folder, whether it was stopped early)."""
     device = pick_device(cfg.device)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
     envs = make_vec(cfg)
-    run_dir = make_run_dir(cfg)
+    run_dir = Path(cfg.resume) if resume_from else make_run_dir(cfg)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
     policy = make_policy(cfg.model, envs.single_observation_space, envs.single_action_space).to(device)
@@ -70,39 +111,80 @@ def train(cfg) -> Path:
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.algo.lr, eps=1e-5)
     algo = ALGOS[cfg.algo.name]
     spaces = spaces_of(envs.single_observation_space, envs.single_action_space)
-    rollout = Rollout(envs, device, cfg.algo.num_steps, cfg.seed)
-    logger = Logger(run_dir, cfg, progress=cfg.progress)
+    step, start_update = 0, 0
+    if resume_from:
+        policy.load_state_dict(resume_from["model"])
+        optimizer.load_state_dict(resume_from["optim"])
+        checkpoint.restore_rng(resume_from["rng"])
+        step, start_update = resume_from["counters"]["step"], resume_from["counters"]["update"]
+    # Resumed runs start fresh episodes; seeding by step keeps them off the first run's stream.
+    rollout = Rollout(envs, device, cfg.algo.num_steps, cfg.seed + step)
+    logger = Logger(run_dir, cfg, start_step=step, progress=cfg.progress)
     # REINFORCE without a learned baseline has no value to bootstrap truncations with.
     bootstrap = cfg.algo.name == "ppo" or cfg.algo.get("baseline", False)
 
+    def save(name: str, update: int) -> None:
+        checkpoint.save(run_dir / "checkpoints" / name, policy, optimizer, cfg, spaces,
+                        {"step": step, "update": update})
+
     batch_steps = cfg.algo.num_steps * cfg.num_envs
     num_updates = math.ceil(cfg.total_steps / batch_steps)
-    step, last_ckpt = 0, 0
-    for update in range(1, num_updates + 1):
-        lr = cfg.algo.lr * (1 - (update - 1) / num_updates if cfg.algo.anneal_lr else 1)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch, episodes = rollout.collect(model, cfg.algo.gamma, bootstrap)
-        step += batch_steps
-        stats = algo.update(model, optimizer, batch, cfg.algo)
-        logger.episodes_done(step, episodes)
-        if update % cfg.log_every == 0 or update == num_updates:
-            logger.scalars(step, {**stats, "lr": lr, "time/sps": logger.sps(step)})
-        logger.advance(step)
-        if cfg.checkpoint_every and step - last_ckpt >= cfg.checkpoint_every and update < num_updates:
-            checkpoint.save(run_dir / "checkpoints" / f"step_{step}.safetensors", policy, optimizer, cfg,
-                            spaces, {"step": step, "update": update})
-            checkpoint.prune(run_dir, cfg.keep_checkpoints)
-            last_ckpt = step
-    checkpoint.save(run_dir / "checkpoints" / "final.safetensors", policy, optimizer, cfg, spaces,
-                    {"step": step, "update": num_updates})
-    envs.close()
+    last_ckpt, stop = step, StopRequest()
+    try:
+        for update in range(start_update + 1, num_updates + 1):
+            lr = cfg.algo.lr * (1 - (update - 1) / num_updates if cfg.algo.anneal_lr else 1)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch, episodes = rollout.collect(model, cfg.algo.gamma, bootstrap)
+            step += batch_steps
+            stats = algo.update(model, optimizer, batch, cfg.algo)
+            check_finite(policy, stats, step, run_dir)
+            logger.episodes_done(step, episodes)
+            if update % cfg.log_every == 0 or update == num_updates:
+                logger.scalars(step, {**stats, "lr": lr, "time/sps": logger.sps(step)})
+            logger.advance(step)
+            if stop.requested and update < num_updates:
+                save(f"step_{step}.safetensors", update)
+                print(logger.close(step, run_dir))
+                print(f"stopped at step {step}; continue with:\n  python -m rlkit.train resume={run_dir}")
+                return run_dir, True
+            if cfg.checkpoint_every and step - last_ckpt >= cfg.checkpoint_every and update < num_updates:
+                save(f"step_{step}.safetensors", update)
+                checkpoint.prune(run_dir, cfg.keep_checkpoints)
+                last_ckpt = step
+        save("final.safetensors", num_updates)
+    finally:
+        stop.restore()
+        envs.close()
     print(logger.close(step, run_dir))
-    return run_dir
+    return run_dir, False
+
+
+def resume_config(run: str, overrides: list[str]):
+    """The checkpoint's config, with the few keys a resumed run may change."""
+    keys = [o.split("=", 1)[0] for o in overrides]
+    fixed = [k for k in keys if k not in RESUMABLE]
+    if fixed:
+        raise UsageError(f"cannot change {fixed[0]!r} when resuming; allowed: {', '.join(RESUMABLE)}")
+    new = load_config(overrides)  # validates names, types and ranges
+    ckpt = checkpoint.load(checkpoint.latest(run))
+    cfg = OmegaConf.merge(ckpt["config"], {k: new[k] for k in keys}, {"resume": str(run)})
+    if cfg.total_steps <= ckpt["counters"]["step"]:
+        raise UsageError(f"{run} has already run {ckpt['counters']['step']} of total_steps={cfg.total_steps}; "
+                         f"give a larger total_steps to go on")
+    return cfg, ckpt
 
 
 def main(argv: list[str]) -> Path:
-    return train(load_config(argv))
+    resume = [a.split("=", 1)[1] for a in argv if a.startswith("resume=")]
+    if resume:
+        cfg, ckpt = resume_config(resume[-1], [a for a in argv if not a.startswith("resume=")])
+        run_dir, stopped = train(cfg, ckpt)
+    else:
+        run_dir, stopped = train(load_config(argv))
+    if stopped:
+        sys.exit(130)
+    return run_dir
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ an episode ends: the returned observation starts the next episode and the last o
 observation is in `info["final_obs"]`, which the rollout uses to bootstrap truncations."""
 from __future__ import annotations
 
+import signal
+
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
@@ -40,11 +42,22 @@ def make_env(env_cfg, render_mode=None) -> gym.Env:
     return env
 
 
+def _ignoring_sigint(fn):
+    """Env worker processes leave Ctrl-C to the trainer, which stops them cleanly."""
+
+    def make():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return fn()
+
+    return make
+
+
 def make_vec(cfg) -> gym.vector.VectorEnv:
     """`cfg.num_envs` copies of `cfg.env`, stepped together (sync, or async with shared memory)."""
     make_env(cfg.env).close()  # fail here, in this process, on bad settings
     fns = [lambda: make_env(cfg.env) for _ in range(cfg.num_envs)]
     if cfg.vector == "async":
+        fns = [_ignoring_sigint(fn) for fn in fns]
         envs = gym.vector.AsyncVectorEnv(fns, shared_memory=True, autoreset_mode=AutoresetMode.SAME_STEP)
     else:
         envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)

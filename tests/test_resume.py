@@ -1,0 +1,120 @@
+"""Resume, interruption and non-finite training (issue 7)."""
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from rlkit import checkpoint
+from rlkit.algos import ppo
+from rlkit.config import RunError, UsageError
+from rlkit.train import main
+from tests.conftest import ROOT
+
+
+class Toy(gym.Env):
+    """Deterministic 8-step episodes: reward 1 for action 1. Rollouts of 32 steps end exactly at
+    episode ends, so a resumed run (which starts fresh episodes) sees what an uninterrupted one sees."""
+
+    observation_space = gym.spaces.Box(0, 1, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, render_mode=None):
+        self.render_mode = render_mode
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.array([self.t / 8, action], np.float32), float(action), self.t == 8, False, {}
+
+
+gym.register("RlkitToy-v0", entry_point=Toy)
+TOY = ["env=cartpole", "env.id=RlkitToy-v0", "num_envs=2", "algo.num_steps=32", "algo.minibatches=2",
+       "total_steps=512", "checkpoint_every=128", "keep_checkpoints=10", "progress=false"]
+
+
+def weights(path):
+    return {k: v for k, v in load_file(str(path)).items() if k.startswith(("model.", "optim."))}
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    full = main([*TOY, f"run_dir={tmp_path / 'full'}"])
+    # An "interrupted" copy: only the checkpoint at step 256 survives.
+    cut = tmp_path / "cut"
+    shutil.copytree(full, cut)
+    for p in (cut / "checkpoints").iterdir():
+        if p.name != "step_256.safetensors":
+            p.unlink()
+    assert main([f"resume={cut}", "progress=false"]) == cut
+    a, b = weights(full / "checkpoints" / "final.safetensors"), weights(cut / "checkpoints" / "final.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert checkpoint.load(cut / "checkpoints" / "final.safetensors")["counters"]["step"] == 512
+    # The curve continues without duplicated steps.
+    events = EventAccumulator(str(cut))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("loss/policy")]
+    assert steps == sorted(set(steps)) == list(range(64, 513, 64))
+
+
+def test_resume_can_extend_but_not_change_the_run(tmp_path):
+    run = main([*TOY, "total_steps=128", f"run_dir={tmp_path / 'r'}"])
+    with pytest.raises(UsageError, match="cannot change 'algo.lr' when resuming; allowed: total_steps"):
+        main([f"resume={run}", "algo.lr=0.1"])
+    with pytest.raises(UsageError, match="already run 128 of total_steps=128"):
+        main([f"resume={run}"])
+    main([f"resume={run}", "total_steps=256", "progress=false"])
+    assert checkpoint.load(run / "checkpoints" / "final.safetensors")["counters"]["step"] == 256
+    with pytest.raises(UsageError, match="holds no checkpoint"):
+        main([f"resume={tmp_path / 'nothing'}"])
+
+
+def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real, calls = ppo.update, []
+
+    def exploding(*args):
+        calls.append(1)
+        stats = real(*args)
+        return {**stats, "loss/value": float("nan")} if len(calls) == 3 else stats
+
+    monkeypatch.setattr(ppo, "update", exploding)
+    with pytest.raises(RunError) as e:
+        main([*TOY, "checkpoint_every=64", f"run_dir={tmp_path / 'nan'}"])
+    assert str(e.value).startswith("non-finite loss/value at step 192; training stopped and the last good "
+                                   "checkpoint is")
+    assert "step_128.safetensors" in str(e.value)
+    assert not (tmp_path / "nan" / "checkpoints" / "final.safetensors").exists()
+    checkpoint.load(tmp_path / "nan" / "checkpoints" / "step_128.safetensors")
+
+
+def test_ctrl_c_checkpoints_and_prints_the_resume_command(tmp_path):
+    run = tmp_path / "sig"
+    proc = subprocess.Popen([sys.executable, "-m", "rlkit.train", "env=cartpole", "total_steps=10000000",
+                             "checkpoint_every=0", f"run_dir={run}", "progress=false"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not list(run.glob("events.out.tfevents.*")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"python -m rlkit.train resume={run}" in out
+    assert "Traceback" not in err
+    latest = checkpoint.latest(run)
+    assert latest.name.startswith("step_")
+    step = checkpoint.load(latest)["counters"]["step"]
+    assert 0 < step < 10_000_000
+    # ... and the run goes on from there
+    main([f"resume={run}", f"total_steps={step + 512}", "progress=false"])
+    assert checkpoint.load(checkpoint.latest(run))["counters"]["step"] == step + 512
