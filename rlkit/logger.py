@@ -2,6 +2,7 @@
 bar (steps, steps/s, ETA, recent mean return) and a summary at the end."""
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 
@@ -34,6 +35,10 @@ class Logger:
     def scalars(self, step: int, stats: dict) -> None:
         for name, value in stats.items():
             self.writer.add_scalar(name, value, step)
+
+    def note(self, message: str) -> None:
+        """A line above the progress bar."""
+        self.bar.write(message, file=sys.stderr)
 
     def sps(self, step: int) -> float:
         return (step - self.start_step) / max(time.time() - self.start_time, 1e-9)

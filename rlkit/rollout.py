@@ -12,9 +12,17 @@ import torch
 from torch.distributions import Categorical
 
 
+MAX_ENV_RESTARTS = 10
+
+
 class Rollout:
-    def __init__(self, envs, device: torch.device, num_steps: int, seed: int):
-        self.envs, self.device, self.T = envs, device, num_steps
+    """Owns the vector env. If stepping it fails (a worker process died, the game crashed),
+    `remake()` builds a new one, the episodes in flight end there (no bootstrap: their final
+    observation is lost) and collection goes on; `restarts` counts these."""
+
+    def __init__(self, envs, device: torch.device, num_steps: int, seed: int, remake=None):
+        self.envs, self.device, self.T, self.seed, self.remake = envs, device, num_steps, seed, remake
+        self.restarts = 0
         n, space = envs.num_envs, envs.single_observation_space
         dtype = torch.uint8 if space.dtype == np.uint8 else torch.float32
         self.obs = torch.zeros((self.T, n, *space.shape), dtype=dtype, device=device)
@@ -22,6 +30,20 @@ class Rollout:
         self.logprobs, self.values, self.rewards, self.dones = (
             torch.zeros((self.T, n), device=device) for _ in range(4))
         self.next_obs = self._tensor(envs.reset(seed=seed)[0])
+
+    def _restart(self, error: Exception) -> None:
+        from rlkit.config import RunError
+
+        self.restarts += 1
+        if self.remake is None or self.restarts > MAX_ENV_RESTARTS:
+            raise RunError(f"envs failed {self.restarts} time(s), last with {type(error).__name__}: "
+                           f"{str(error)[:200]}") from error
+        try:
+            self.envs.close(terminate=True)
+        except Exception:  # noqa: BLE001 - the old envs are broken; closing is best effort
+            pass
+        self.envs = self.remake()
+        self.next_obs = self._tensor(self.envs.reset(seed=self.seed + 7919 * self.restarts)[0])
 
     def _tensor(self, array) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array)).to(self.device, non_blocking=True)
@@ -36,7 +58,12 @@ class Rollout:
             dist = Categorical(logits=logits)
             action = dist.sample()
             self.actions[t], self.logprobs[t], self.values[t] = action, dist.log_prob(action), value
-            obs, reward, terminated, truncated, info = self.envs.step(action.cpu().numpy())
+            try:
+                obs, reward, terminated, truncated, info = self.envs.step(action.cpu().numpy())
+            except Exception as e:  # noqa: BLE001 - any env failure: replace the envs
+                self._restart(e)
+                self.rewards[t], self.dones[t] = 0.0, 1.0
+                continue
             reward = np.asarray(reward, dtype=np.float32)
             if "final_info" in info:
                 episodes += _finished_episodes(info["final_info"])

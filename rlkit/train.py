@@ -101,10 +101,14 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
         torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
     envs = make_vec(cfg)
-    run_dir = Path(cfg.resume) if resume_from else make_run_dir(cfg)
+    try:
+        policy = make_policy(cfg.model, envs.single_observation_space, envs.single_action_space).to(device)
+        run_dir = Path(cfg.resume) if resume_from else make_run_dir(cfg)  # only once every check passed
+    except UsageError:
+        envs.close()
+        raise
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
-    policy = make_policy(cfg.model, envs.single_observation_space, envs.single_action_space).to(device)
     if cfg.amp:
         policy.amp_dtype = torch.bfloat16
     model = torch.compile(policy) if cfg.compile else policy
@@ -118,7 +122,7 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
         checkpoint.restore_rng(resume_from["rng"])
         step, start_update = resume_from["counters"]["step"], resume_from["counters"]["update"]
     # Resumed runs start fresh episodes; seeding by step keeps them off the first run's stream.
-    rollout = Rollout(envs, device, cfg.algo.num_steps, cfg.seed + step)
+    rollout = Rollout(envs, device, cfg.algo.num_steps, cfg.seed + step, remake=lambda: make_vec(cfg))
     logger = Logger(run_dir, cfg, start_step=step, progress=cfg.progress)
     # REINFORCE without a learned baseline has no value to bootstrap truncations with.
     bootstrap = cfg.algo.name == "ppo" or cfg.algo.get("baseline", False)
@@ -135,13 +139,17 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
             lr = cfg.algo.lr * (1 - (update - 1) / num_updates if cfg.algo.anneal_lr else 1)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            restarts = rollout.restarts
             batch, episodes = rollout.collect(model, cfg.algo.gamma, bootstrap)
+            if rollout.restarts > restarts:
+                logger.note(f"envs failed and were restarted ({rollout.restarts} so far)")
             step += batch_steps
             stats = algo.update(model, optimizer, batch, cfg.algo)
             check_finite(policy, stats, step, run_dir)
             logger.episodes_done(step, episodes)
             if update % cfg.log_every == 0 or update == num_updates:
-                logger.scalars(step, {**stats, "lr": lr, "time/sps": logger.sps(step)})
+                logger.scalars(step, {**stats, "lr": lr, "time/sps": logger.sps(step),
+                                      "env/restarts": rollout.restarts})
             logger.advance(step)
             if stop.requested and update < num_updates:
                 save(f"step_{step}.safetensors", update)
@@ -155,7 +163,7 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
         save("final.safetensors", num_updates)
     finally:
         stop.restore()
-        envs.close()
+        rollout.envs.close()
     print(logger.close(step, run_dir))
     return run_dir, False
 
@@ -177,11 +185,13 @@ def resume_config(run: str, overrides: list[str]):
 
 def main(argv: list[str]) -> Path:
     resume = [a.split("=", 1)[1] for a in argv if a.startswith("resume=")]
-    if resume:
-        cfg, ckpt = resume_config(resume[-1], [a for a in argv if not a.startswith("resume=")])
+    cfg, ckpt = (resume_config(resume[-1], [a for a in argv if not a.startswith("resume=")]) if resume
+                 else (load_config(argv), None))
+    try:
         run_dir, stopped = train(cfg, ckpt)
-    else:
-        run_dir, stopped = train(load_config(argv))
+    except KeyboardInterrupt:
+        print("\nstopped at once; the checkpoints written so far are intact", file=sys.stderr)
+        sys.exit(130)
     if stopped:
         sys.exit(130)
     return run_dir

@@ -118,3 +118,21 @@ def test_ctrl_c_checkpoints_and_prints_the_resume_command(tmp_path):
     # ... and the run goes on from there
     main([f"resume={run}", f"total_steps={step + 512}", "progress=false"])
     assert checkpoint.load(checkpoint.latest(run))["counters"]["step"] == step + 512
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path):
+    run = tmp_path / "twice"
+    # Long rollouts (16k steps each), so the second Ctrl-C lands in the middle of one.
+    proc = subprocess.Popen([sys.executable, "-m", "rlkit.train", "env=cartpole", "total_steps=10000000",
+                             "algo.num_steps=2048", "checkpoint_every=1", f"run_dir={run}", "progress=false"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not list((run / "checkpoints").glob("step_*.safetensors")) and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "stopped at once" in err and "Traceback" not in err
+    checkpoint.load(checkpoint.latest(run))  # intact

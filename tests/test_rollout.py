@@ -83,3 +83,44 @@ def test_truncation_is_bootstrapped_from_the_final_observation(bootstrap):
     assert batch["dones"].T.tolist() == [[0, 0, 1, 0], [0, 0, 1, 0]]
     assert sorted(episodes) == [(3.0, 3), (3.0, 3)]  # the game's own score, not the bootstrapped reward
     assert batch["obs"][3].tolist() == [[0.0, 0.0], [0.0, 0.0]]  # a new episode started after the cut
+
+
+def test_a_killed_env_worker_is_replaced_and_counted():
+    from rlkit.config import load_config
+    from rlkit.envs import make_vec
+
+    cfg = load_config(["env=cartpole", "vector=async", "num_envs=2"])
+    policy = ConstantValue()
+    rollout = Rollout(make_vec(cfg), torch.device("cpu"), num_steps=16, seed=0, remake=lambda: make_vec(cfg))
+    rollout.collect(policy, gamma=0.99)
+    old = rollout.envs
+    old.processes[0].kill()
+    old.processes[0].join()
+    batch, _ = rollout.collect(policy, gamma=0.99)
+    assert rollout.restarts == 1 and rollout.envs is not old
+    assert batch["dones"][0].tolist() == [1.0, 1.0] and batch["rewards"][0].tolist() == [0.0, 0.0]
+    assert all(p.is_alive() for p in rollout.envs.processes)
+    batch, _ = rollout.collect(policy, gamma=0.99)  # and it keeps going
+    assert rollout.restarts == 1
+    rollout.envs.close()
+
+
+def test_envs_that_keep_failing_stop_the_run_with_one_line():
+    from rlkit.config import RunError
+
+    class Broken:
+        num_envs = 1
+        single_observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+
+        def reset(self, seed=None):
+            return np.zeros((1, 2), np.float32), {}
+
+        def step(self, actions):
+            raise RuntimeError("game crashed")
+
+        def close(self, **kwargs):
+            pass
+
+    rollout = Rollout(Broken(), torch.device("cpu"), num_steps=100, seed=0, remake=Broken)
+    with pytest.raises(RunError, match="envs failed 11 time\\(s\\), last with RuntimeError: game crashed"):
+        rollout.collect(ConstantValue(), gamma=0.99)

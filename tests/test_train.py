@@ -108,3 +108,35 @@ def test_the_command_line_trains_and_prints_a_summary(tmp_path):
     assert "done: 512 steps" in result.stdout
     assert "step/s" in result.stderr  # the progress bar
     assert list((tmp_path / "cli").glob("events.out.tfevents.*"))
+
+
+def test_a_network_that_cannot_take_the_frames_fails_before_the_run_folder_exists(tmp_path):
+    result = run_cli("rlkit.train", "env=doom", "env.size=[16,16]", f"run_dir={tmp_path / 'x'}")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: model cnn cannot take observations of shape (4, 1, 16, 16)")
+    assert not (tmp_path / "x").exists()
+
+
+def test_unwritable_run_dir_missing_cuda_and_missing_box2d_are_one_line_errors(tmp_path, monkeypatch):
+    import gymnasium as gym
+
+    from rlkit.config import UsageError, load_config
+    from rlkit.envs import make_env
+    from rlkit.train import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(UsageError, match="cannot create run folder"):
+        main(["env=cartpole", f"run_dir={blocker / 'run'}"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UsageError, match="device=cuda but CUDA is not available here; choose from: auto, cpu"):
+        main(["env=cartpole", "device=cuda", f"run_dir={tmp_path / 'c'}"])
+
+    def no_box2d(*args, **kwargs):
+        raise gym.error.DependencyNotInstalled("Box2D is not installed")
+
+    monkeypatch.setattr(gym, "make", no_box2d)
+    with pytest.raises(UsageError, match=r"LunarLander-v3 needs an optional package: pip install -e '.\[box2d\]'"):
+        make_env(load_config(["env=lunarlander"]).env)
+    with pytest.raises(UsageError, match=r"algo.gamma must be in \[0, 1\], got 2.0"):
+        load_config(["algo.gamma=2"])
