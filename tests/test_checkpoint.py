@@ -1,5 +1,6 @@
 import os
 import pickle
+import random
 
 import numpy as np
 import pytest
@@ -34,11 +35,22 @@ def test_agent_acts_greedily_and_respects_masks(run_dir):
     assert {agent.act(obs, action_mask=[False, True]) for _ in range(50)} == {1}
 
 
-@pytest.mark.parametrize("cut", [0, 8, 100, 1000, -10])
-def test_truncated_checkpoint_never_loads_silently(run_dir, tmp_path, cut):
+def test_checkpoint_truncated_at_random_offsets_never_loads_silently(run_dir, tmp_path):
     data = checkpoint.latest(run_dir).read_bytes()
+    rng = random.Random(0)
+    cuts = [0, 1, 8, 9, len(data) - 1] + rng.sample(range(10, len(data) - 1), 40)
     bad = tmp_path / "bad.safetensors"
-    bad.write_bytes(data[:cut])
+    for cut in cuts:
+        bad.write_bytes(data[:cut])
+        with pytest.raises(UsageError, match="not a valid rlkit checkpoint"):
+            rlkit.load_agent(bad)
+
+
+def test_flipped_header_bytes_are_refused(run_dir, tmp_path):
+    data = bytearray(checkpoint.latest(run_dir).read_bytes())
+    data[20:30] = b"\xff" * 10  # inside the JSON header
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(data))
     with pytest.raises(UsageError, match="not a valid rlkit checkpoint"):
         rlkit.load_agent(bad)
 
