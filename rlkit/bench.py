@@ -37,7 +37,8 @@ def split_args(argv):
             opts[key] = {"threshold": float, "window": int, "raw_steps": int, "peer": str,
                          "append": lambda v: {"true": True, "false": False}[v.lower()]}[key](value)
         except (ValueError, KeyError):
-            raise UsageError(f"bench option {arg!r}: expected {key}={'true/false' if key == 'append' else 'a number'}")
+            raise UsageError(f"bench option {arg!r}: expected {key}={'true/false' if key == 'append' else 'a number'}") \
+                from None
     if opts["peer"] not in ("sb3", "none"):
         raise UsageError(f"peer must be one of: sb3, none; got {opts['peer']!r}")
     return opts, rest
@@ -154,7 +155,7 @@ def commit() -> str:
     return sha + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def table(cfg, opts, raw, results) -> str:
+def table(opts, raw, results) -> str:
     thr, win = opts["threshold"], opts["window"]
     head = f"mean of last {win} >= {thr:g}" if thr is not None else "threshold"
     lines = [f"| run | steps | wall s | steps/s | vs raw env | steps to {head} | seconds to it | final mean return |",
@@ -193,7 +194,7 @@ def main(argv):
     report = (f"### {cfg.env.name}: rlkit {cfg.algo.name} ({cfg.model.name}) vs "
               f"{'Stable-Baselines3 PPO' if opts['peer'] == 'sb3' else 'raw env'}\n\n"
               f"{date.today().isoformat()}, commit {sha}, {machine()}; {cfg.num_envs} envs ({cfg.vector}), "
-              f"seed {cfg.seed}.\n\n    {command}\n\n{table(cfg, opts, raw, results)}\n")
+              f"seed {cfg.seed}.\n\n    {command}\n\n{table(opts, raw, results)}\n")
     print("\n" + report)
     if opts["append"]:
         with open(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "a") as f:

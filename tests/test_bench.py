@@ -1,0 +1,31 @@
+import pytest
+
+from rlkit.bench import crossing, split_args, table
+from rlkit.config import UsageError
+
+
+def test_crossing_finds_the_first_window_whose_mean_reaches_the_threshold():
+    episodes = [(10 * i, r, float(i)) for i, r in enumerate([0, 0, 10, 10, 10, 0])]
+    assert crossing(episodes, 10, 2) == (30, 3.0)       # episodes 2 and 3 average 10
+    assert crossing(episodes, 10, 3) == (40, 4.0)
+    assert crossing(episodes, 11, 2) is None
+    assert crossing(episodes[:1], 0, 2) is None           # fewer episodes than the window
+    assert crossing(episodes, None, 2) is None
+
+
+def test_bench_options_are_split_from_training_overrides():
+    opts, rest = split_args(["env=doom", "threshold=80", "window=50", "append=true", "seed=3"])
+    assert (opts["threshold"], opts["window"], opts["append"], opts["peer"]) == (80.0, 50, True, "sb3")
+    assert rest == ["env=doom", "seed=3"]
+    for bad, message in (("threshold=abc", "expected threshold=a number"), ("append=maybe", "true/false"),
+                         ("peer=cleanrl", "peer must be one of: sb3, none")):
+        with pytest.raises(UsageError, match=message):
+            split_args([bad])
+
+
+def test_table_ratios():
+    run = {"steps": 1000, "seconds": 10.0, "episodes": [(500, 5.0, 4.0), (1000, 5.0, 8.0)]}
+    peer = {"steps": 1000, "seconds": 20.0, "episodes": [(900, 5.0, 16.0), (1000, 5.0, 20.0)]}
+    text = table({"threshold": 5.0, "window": 2}, 400.0, {"rlkit": run, "peer": peer})
+    assert "| rlkit | 1,000 | 10 | 100 | 0.25 | 1,000 | 8 | 5.0 |" in text
+    assert "steps/s, rlkit / peer: **2.00x**; wall-clock to the threshold, peer / rlkit: **2.50x**" in text
