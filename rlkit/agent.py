@@ -31,8 +31,8 @@ def rebuild_spaces(spaces: dict):
 
 
 class Agent:
-    def __init__(self, policy, cfg, device, path: Path):
-        self.policy, self.cfg, self.device, self.path = policy.eval(), cfg, device, path
+    def __init__(self, policy, cfg, device, path: Path | None = None):
+        self.policy, self.cfg, self.device, self.path = policy, cfg, torch.device(device), path
 
     def make_env(self, render_mode=None):
         """A single Gymnasium env with the preprocessing this agent was trained on."""
@@ -41,15 +41,21 @@ class Agent:
         return make_env(self.cfg.env, render_mode=render_mode)
 
     @torch.inference_mode()
-    def act(self, observation, action_mask=None, deterministic: bool = False) -> int:
-        """One action for one observation of `make_env()`'s env; masked-out actions are never chosen."""
+    def explain(self, observation, action_mask=None) -> tuple[np.ndarray, float]:
+        """The policy's action probabilities (float64, masked-out actions at 0) and value estimate."""
         obs = torch.as_tensor(np.asarray(observation), device=self.device).unsqueeze(0)
         mask = None if action_mask is None else torch.as_tensor(np.asarray(action_mask, dtype=bool),
                                                                  device=self.device).unsqueeze(0)
-        logits, _ = self.policy(obs, mask)
+        logits, value = self.policy(obs, mask)
+        probs = torch.softmax(logits[0].double(), -1).cpu().numpy()
+        return probs / probs.sum(), float(value[0])
+
+    def act(self, observation, action_mask=None, deterministic: bool = False) -> int:
+        """One action for one observation of `make_env()`'s env; masked-out actions are never chosen."""
+        probs, _ = self.explain(observation, action_mask)
         if deterministic:
-            return int(logits.argmax(-1).item())
-        return int(torch.distributions.Categorical(logits=logits).sample().item())
+            return int(probs.argmax())
+        return int(torch.multinomial(torch.from_numpy(probs), 1).item())
 
     def reset(self) -> None:
         """Call between episodes. Today's policies keep no state; recurrent ones will."""
@@ -66,4 +72,4 @@ def load_agent(path, device: str = "cpu") -> Agent:
     except RuntimeError as e:
         raise UsageError(f"{file}: weights do not fit the network its config describes "
                          f"({str(e).splitlines()[0][:160]})") from None
-    return Agent(policy, ckpt["config"], torch.device(device), file)
+    return Agent(policy.eval(), ckpt["config"], device, file)

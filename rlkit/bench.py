@@ -20,27 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from rlkit.config import UsageError, cli, load_config
+from rlkit.config import UsageError, cli, command_options, load_config
 
 BENCH_KEYS = {"threshold": None, "window": 100, "peer": "sb3", "append": False, "raw_steps": 5000}
 
 
 def split_args(argv):
     """Bench options (threshold=, window=, peer=, append=, raw_steps=) vs training overrides."""
-    opts, rest = dict(BENCH_KEYS), []
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key not in BENCH_KEYS:
-            rest.append(arg)
-            continue
-        try:
-            opts[key] = {"threshold": float, "window": int, "raw_steps": int, "peer": str,
-                         "append": lambda v: {"true": True, "false": False}[v.lower()]}[key](value)
-        except (ValueError, KeyError):
-            raise UsageError(f"bench option {arg!r}: expected {key}={'true/false' if key == 'append' else 'a number'}") \
-                from None
-    if opts["peer"] not in ("sb3", "none"):
-        raise UsageError(f"peer must be one of: sb3, none; got {opts['peer']!r}")
+    opts, rest = command_options(argv, BENCH_KEYS, {"peer": ("sb3", "none")}, passthrough=True)
+    if not (opts["threshold"] is None or isinstance(opts["threshold"], (int, float))):
+        raise UsageError(f"threshold must be a number, got {opts['threshold']!r}")
     return opts, rest
 
 

@@ -92,7 +92,10 @@ def restore_rng(rng: dict) -> None:
 
 
 def latest(run_dir) -> Path:
-    """The newest checkpoint of a run folder: final.safetensors, else the highest step."""
+    """The newest checkpoint of a run folder: final.safetensors, else the highest step
+    (or the one file of an agent shipped in agents/)."""
+    if (Path(run_dir) / "agent.safetensors").is_file():
+        return Path(run_dir) / "agent.safetensors"
     folder = Path(run_dir) / "checkpoints"
     final = folder / "final.safetensors"
     if final.is_file():

@@ -125,7 +125,8 @@ def _check_types(cfg: DictConfig, base: DictConfig, prefix: str = "") -> None:
 
 
 _POSITIVE = ("total_steps", "num_envs", "algo.lr", "algo.num_steps", "algo.epochs", "algo.minibatches",
-             "env.frame_skip", "env.frame_stack")
+             "env.frame_skip", "env.frame_stack", "video_length", "log_every")
+_NON_NEGATIVE = ("checkpoint_every", "keep_checkpoints", "video_every")
 _CHOICES = {"vector": ("sync", "async")}
 
 
@@ -134,6 +135,9 @@ def _check_ranges(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None and value <= 0:
             raise UsageError(f"{key} must be > 0, got {value}")
+    for key in _NON_NEGATIVE:
+        if cfg[key] < 0:
+            raise UsageError(f"{key} must be >= 0, got {cfg[key]}")
     for key, valid in _CHOICES.items():
         if cfg[key] not in valid:
             raise UsageError(f"{key} must be one of: {', '.join(valid)}; got {cfg[key]!r}")
@@ -183,3 +187,46 @@ def load_config(overrides: list[str]) -> DictConfig:
     _check_ranges(cfg)
     OmegaConf.set_struct(cfg, True)
     return cfg
+
+
+def command_options(argv: list[str], defaults: dict[str, Any], choices: dict[str, tuple] | None = None,
+                    passthrough: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """A command's own `key=value` options (watch, compare, bench), typed by their defaults:
+    bool, int, float, str, list, or None (any value). With `passthrough`, other arguments are
+    returned as training overrides for `load_config`; without, they are an error."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    opts, rest, choices = dict(defaults), [], choices or {}
+    parser = OverridesParser.create()
+    for text in argv:
+        key = text.partition("=")[0]
+        if key not in defaults:
+            if passthrough:
+                rest.append(text)
+                continue
+            raise UsageError(f"unknown option {key!r}; valid: {', '.join(defaults)}")
+        try:
+            (o,) = parser.parse_overrides([text])
+            value = o.value()
+        except HydraException:
+            raise UsageError(f"cannot read {text!r}: expected {key}=value") from None
+        opts[key] = _typed(key, value, defaults[key])
+        if key in choices and opts[key] not in choices[key]:
+            raise UsageError(f"{key} must be one of: {', '.join(map(str, choices[key]))}; got {value!r}")
+    return opts, rest
+
+
+def _typed(key: str, value: Any, ref: Any) -> Any:
+    """`value` as the type of the default `ref`; one line naming the expected type if it is not."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ref is None or isinstance(ref, str) and (isinstance(value, str) or number):
+        if isinstance(value, (list, dict)):
+            raise UsageError(f"{key} takes one value, got {value!r}")
+        return str(value) if isinstance(ref, str) else value
+    if isinstance(ref, list):
+        return value if isinstance(value, list) else [value]  # `seeds=3`: a one-element list
+    if isinstance(ref, float) and number or isinstance(ref, bool) and isinstance(value, bool) \
+            or isinstance(ref, int) and not isinstance(ref, bool) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value) if isinstance(ref, float) else value
+    raise UsageError(f"{key} must be {_type_name(ref)}, got {value!r}")

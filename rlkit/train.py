@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from rlkit import checkpoint
+from rlkit import checkpoint, video
 from rlkit.agent import spaces_of
 from rlkit.algos import ALGOS
 from rlkit.config import RunError, UsageError, cli, load_config
@@ -28,7 +28,7 @@ from rlkit.rollout import Rollout
 
 # What a resumed run may change; everything else comes from its checkpoint.
 RESUMABLE = ("total_steps", "device", "progress", "checkpoint_every", "keep_checkpoints", "torch_threads",
-             "log_every")
+             "log_every", "video_every", "video_length")
 
 
 def pick_device(name: str) -> torch.device:
@@ -133,7 +133,8 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
 
     batch_steps = cfg.algo.num_steps * cfg.num_envs
     num_updates = math.ceil(cfg.total_steps / batch_steps)
-    last_ckpt, stop = step, StopRequest()
+    evaluation = video.EvalVideo(policy, cfg, device) if cfg.video_every else None
+    last_ckpt, last_video, stop = step, step, StopRequest()
     try:
         for update in range(start_update + 1, num_updates + 1):
             lr = cfg.algo.lr * (1 - (update - 1) / num_updates if cfg.algo.anneal_lr else 1)
@@ -150,6 +151,9 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
             if update % cfg.log_every == 0 or update == num_updates:
                 logger.scalars(step, {**stats, "lr": lr, "time/sps": logger.sps(step),
                                       "env/restarts": rollout.restarts})
+            if evaluation and (step - last_video >= cfg.video_every or update == num_updates):
+                logger.note(f"evaluation video at step {step}: return {evaluation.log(logger.writer, step).ret:g}")
+                last_video = step
             logger.advance(step)
             if stop.requested and update < num_updates:
                 save(f"step_{step}.safetensors", update)
@@ -164,6 +168,8 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     finally:
         stop.restore()
         rollout.envs.close()
+        if evaluation:
+            evaluation.close()
     print(logger.close(step, run_dir))
     return run_dir, False
 

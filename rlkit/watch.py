@@ -1,0 +1,98 @@
+"""Watch a trained agent play:
+
+    python -m rlkit.watch agent=doom-basic                          # a name in agents/
+    python -m rlkit.watch agent=runs/doom__ppo__1__.../ episodes=5 record=doom.mp4
+    python -m rlkit.watch agent=runs/.../checkpoints/step_50000.safetensors overlay=true
+
+With a display, the games play in a window at the game's speed (space pause, right arrow step,
++/- speed, q quit). Without one (a server, CI), or with `record=`, they are recorded to an
+MP4 or GIF and the path is printed. Every episode's return and length are printed."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rlkit import video
+from rlkit.agent import load_agent
+from rlkit.config import UsageError, cli, command_options
+
+OPTIONS = {"agent": "", "episodes": 3, "record": None, "deterministic": False, "overlay": False, "seed": 0,
+           "fps": None, "max_steps": 100_000, "window": "auto", "device": "cpu"}
+CHOICES = {"window": ("auto", "true", "false")}
+AGENTS_DIR = Path(__file__).resolve().parents[1] / "agents"
+
+
+def shipped_agents() -> list[str]:
+    return sorted(p.name for p in AGENTS_DIR.iterdir() if (p / "agent.safetensors").is_file()) \
+        if AGENTS_DIR.is_dir() else []
+
+
+def resolve(agent: str) -> Path:
+    """A run folder, a checkpoint file, or the name of an agent shipped in agents/."""
+    if not agent:
+        raise UsageError(f"give agent=RUN_FOLDER, agent=CHECKPOINT or agent=NAME; shipped: "
+                         f"{', '.join(shipped_agents()) or 'none'}")
+    path = Path(agent)
+    if path.exists():
+        return path
+    if (AGENTS_DIR / agent / "agent.safetensors").is_file():
+        return AGENTS_DIR / agent
+    raise UsageError(f"no agent {agent!r}: not a run folder, a checkpoint file or a shipped agent "
+                     f"(shipped: {', '.join(shipped_agents()) or 'none'})")
+
+
+def game_fps(env) -> float:
+    """Agent steps per second at the game's own speed (its frame rate over the frame skip)."""
+    fps = env.metadata.get("render_fps") or 30
+    skip = getattr(env.unwrapped, "frame_skip", None) or getattr(env.unwrapped, "_frameskip", 1)
+    if not isinstance(skip, int):
+        skip = 4  # AtariPreprocessing does the skipping above a frameskip=1 ALE env
+    return float(fps) / max(1, skip)
+
+
+def main(argv: list[str]):
+    opts, _ = command_options(argv, OPTIONS, CHOICES)
+    if opts["episodes"] < 1:
+        raise UsageError(f"episodes must be >= 1, got {opts['episodes']}")
+    agent = load_agent(resolve(opts["agent"]), opts["device"])
+    live = opts["window"] == "true" or opts["window"] == "auto" and opts["record"] is None and video.has_display()
+    record = None if live else Path(opts["record"] or f"videos/{_label(agent)}__{time.strftime('%Y%m%d-%H%M%S')}.mp4")
+    if record is not None and record.suffix.lower() not in (".mp4", ".gif"):
+        raise UsageError(f"record={record}: the file must end in .mp4 or .gif")
+    if not live:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # games that draw with pygame need no screen
+    env = agent.make_env(render_mode="rgb_array")
+    fps = opts["fps"] or game_fps(env)
+    window = video.Window(f"rlkit: {_label(agent)}", fps) if live else None
+    frames, returns = [], []
+    try:
+        for i in range(opts["episodes"]):
+            ep = video.play(agent, env, seed=opts["seed"] + i, deterministic=opts["deterministic"],
+                            overlay=opts["overlay"], max_steps=opts["max_steps"],
+                            on_frame=window.show if window else None)
+            returns.append(ep.ret)
+            print(f"episode {i + 1}: return {ep.ret:g}, length {ep.length} steps", flush=True)
+            frames += ep.frames
+            if ep.stopped:
+                break  # the window was closed
+    finally:
+        env.close()
+        if window:
+            window.close()
+    print(f"mean return {np.mean(returns):g} over {len(returns)} episode(s)")
+    if record is not None:
+        path = video.write(record, video.upscale(frames), fps)
+        print(f"video: {path} ({len(frames)} frames at {fps:g} fps)")
+    return returns
+
+
+def _label(agent) -> str:
+    path = agent.path
+    return path.parent.name if path.name == "agent.safetensors" else path.parent.parent.name
+
+
+if __name__ == "__main__":
+    cli(main)

@@ -1,0 +1,106 @@
+import io
+import re
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from PIL import Image
+
+from rlkit import video
+from rlkit.config import UsageError
+from rlkit.watch import main as watch
+from tests.conftest import run_cli
+
+DOOM_TINY = ("env=doom", "env.resolution=RES_160X120", "num_envs=2", "algo.num_steps=32", "total_steps=64")
+
+
+def lengths(out: str) -> list[int]:
+    return [int(n) for n in re.findall(r"length (\d+) steps", out)]
+
+
+def test_watch_records_one_frame_per_step_plus_each_reset(train, tmp_path, capsys):
+    run = train("env=cartpole", "total_steps=512", "algo.num_steps=64")
+    returns = watch([f"agent={run}", "episodes=2", f"record={tmp_path / 'cp.mp4'}", "seed=3"])
+    out = capsys.readouterr().out
+    frames = iio.imread(tmp_path / "cp.mp4")
+    assert len(returns) == 2 and len(lengths(out)) == 2
+    assert frames.shape == (sum(lengths(out)) + 2, 400, 600, 3)  # CartPole draws 600x400
+    assert f"video: {tmp_path / 'cp.mp4'} ({frames.shape[0]} frames" in out
+    # Same seed, same games; greedy play is deterministic too.
+    assert watch([f"agent={run}", "episodes=2", f"record={tmp_path / 'again.mp4'}", "seed=3"]) == returns
+    greedy = [watch([f"agent={run}", "episodes=1", "deterministic=true", f"record={tmp_path / f'g{i}.gif'}",
+                     "seed=3"]) for i in range(2)]
+    assert greedy[0] == greedy[1]
+
+
+def test_watch_doom_with_overlay(train, tmp_path, capsys):
+    run = train(*DOOM_TINY)
+    watch([f"agent={run}", "episodes=1", "overlay=true", "max_steps=20", f"record={tmp_path / 'd.mp4'}"])
+    frames = iio.imread(tmp_path / "d.mp4")
+    n = lengths(capsys.readouterr().out)[0]
+    assert n <= 20 and frames.shape[0] == n + 1
+    # 160x120 screen scaled x2 to 320x240, plus the overlay panel scaled with it.
+    assert frames.shape[1:] == (240, 320 + 2 * video.PANEL_WIDTH, 3)
+    assert frames[:, :, 330:].max() > 200  # the panel holds drawn text and bars
+
+
+def test_overlay_draws_the_likeliest_action_highlighted():
+    frame = np.zeros((100, 40, 3), np.uint8)
+    out = video.draw_overlay(frame, np.array([0.1, 0.9]), 0.5, ["LEFT", "RIGHT"])
+    assert out.shape == (100, 40 + video.PANEL_WIDTH, 3)
+    assert video.draw_overlay(frame, np.full(8, 1 / 8), 0.0, list("abcdefgh")).shape[0] == 24 + 16 * 8
+    bar_left, bar_right = out[24 + 5, 46 + 2], out[40 + 5, 46 + 2]
+    assert tuple(bar_right) == (80, 220, 80) and tuple(bar_left) == (200, 200, 200)
+    assert int(out[40 + 5, 46: 46 + 70, 1].astype(bool).sum()) == 64  # 0.9 of the 70-pixel bar (+1 edge)
+
+
+def test_bad_watch_input_gets_one_line():
+    with pytest.raises(UsageError, match="no agent 'nope': not a run folder"):
+        watch(["agent=nope"])
+    with pytest.raises(UsageError, match="give agent="):
+        watch([])
+    with pytest.raises(UsageError, match="window must be one of: auto, true, false"):
+        watch(["agent=x", "window=maybe"])
+    result = run_cli("rlkit.watch", "agent=runs/none", "episodes=zero")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: episodes must be an integer")
+
+
+def test_record_refuses_unknown_formats(train, tmp_path):
+    run = train("env=cartpole", "total_steps=128", "algo.num_steps=16")
+    with pytest.raises(UsageError, match="must end in .mp4 or .gif"):
+        watch([f"agent={run}", f"record={tmp_path / 'x.avi'}"])
+
+
+def test_training_logs_evaluation_videos_to_tensorboard(train):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train("env=cartpole", "total_steps=512", "num_envs=4", "algo.num_steps=32", "video_every=256")
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    images = events.Images("eval/video")
+    assert [i.step for i in images] == [256, 512]
+    lengths = [int(s.value) for s in events.Scalars("eval/length")]
+    for image, n in zip(images, lengths):
+        gif = Image.open(io.BytesIO(image.encoded_image_string))
+        assert (gif.format, gif.size) == ("GIF", (600, 400))
+        # Pillow merges identical consecutive frames into one longer frame: count time, not frames.
+        durations = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            durations.append(gif.info["duration"])
+        assert sum(durations) == (n + 1) * 20  # CartPole plays at 50 fps: 20 ms a frame
+
+
+def test_window_keys(monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    import pygame
+
+    window = video.Window("test", fps=1000)
+    frame = np.zeros((20, 30, 3), np.uint8)
+    assert window.show(frame) is True
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_PLUS))
+    assert window.show(frame) is True and window.fps == 2000
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q))
+    assert window.show(frame) is False
+    window.close()
