@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rlkit.config import UsageError, cli, command_options, load_config
+from rlkit.stats import crossing
 
 BENCH_KEYS = {"threshold": None, "window": 100, "peer": "sb3", "append": False, "raw_steps": 5000}
 
@@ -31,19 +32,6 @@ def split_args(argv):
     if not (opts["threshold"] is None or isinstance(opts["threshold"], (int, float))):
         raise UsageError(f"threshold must be a number, got {opts['threshold']!r}")
     return opts, rest
-
-
-def crossing(episodes, threshold, window):
-    """First (step, seconds) at which the mean return of the last `window` episodes >= threshold."""
-    returns = np.array([r for _, r, _ in episodes], dtype=float)
-    if threshold is None or len(returns) < window:
-        return None
-    means = np.convolve(returns, np.ones(window) / window, mode="valid")
-    hit = np.nonzero(means >= threshold)[0]
-    if not len(hit):
-        return None
-    step, _, t = episodes[hit[0] + window - 1]
-    return step, t
 
 
 def raw_throughput(cfg, steps_per_env):
@@ -78,49 +66,9 @@ def run_rlkit(cfg):
 
 def run_sb3(cfg):
     """Stable-Baselines3 PPO on the same wrapped envs with the same hyperparameters."""
-    import gymnasium as gym
-    import torch
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+    from rlkit.peers import run
 
-    from rlkit.envs import make_env
-    from rlkit.nets import is_image
-
-    def make():
-        env = make_env(cfg.env)
-        shape = env.observation_space.shape
-        if is_image(shape) and len(shape) > 3:  # SB3's CNN takes [C, H, W]: fold the stack into C
-            env = gym.wrappers.ReshapeObservation(env, (int(np.prod(shape[:-2])), *shape[-2:]))
-        return env
-
-    vec = (SubprocVecEnv if cfg.vector == "async" else DummyVecEnv)([make] * cfg.num_envs)
-    a = cfg.algo
-    image = is_image(vec.observation_space.shape)
-    hidden = cfg.model.get("hidden", 64)
-    policy_kwargs = (dict(net_arch=[], features_extractor_kwargs={"features_dim": hidden}) if image
-                     else dict(net_arch=[hidden, hidden], activation_fn=torch.nn.Tanh))
-    model = PPO("CnnPolicy" if image else "MlpPolicy", vec, n_steps=a.num_steps,
-                batch_size=a.num_steps * cfg.num_envs // a.minibatches, n_epochs=a.epochs,
-                learning_rate=(lambda p: a.lr * p) if a.anneal_lr else a.lr, gamma=a.gamma,
-                gae_lambda=a.gae_lambda, clip_range=a.clip_coef,
-                clip_range_vf=a.clip_coef if a.clip_vloss else None, ent_coef=a.ent_coef, vf_coef=a.vf_coef,
-                max_grad_norm=a.max_grad_norm, normalize_advantage=a.norm_adv, target_kl=a.target_kl,
-                policy_kwargs=policy_kwargs, seed=cfg.seed, device="cuda" if cfg.device == "auto" and
-                torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device), verbose=0)
-    episodes, start = [], time.time()
-
-    class Record(BaseCallback):
-        def _on_step(self):
-            for info in self.locals["infos"]:
-                if "episode" in info:
-                    episodes.append((self.num_timesteps, float(info["episode"]["r"]), time.time() - start))
-            return True
-
-    model.learn(cfg.total_steps, callback=Record())
-    seconds = time.time() - start
-    vec.close()
-    return {"steps": model.num_timesteps, "seconds": seconds, "episodes": episodes}
+    return run(cfg, "sb3_ppo")
 
 
 def machine() -> str:

@@ -220,10 +220,10 @@ def command_options(argv: list[str], defaults: dict[str, Any], choices: dict[str
 def _typed(key: str, value: Any, ref: Any) -> Any:
     """`value` as the type of the default `ref`; one line naming the expected type if it is not."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ref is None or isinstance(ref, str) and (isinstance(value, str) or number):
-        if isinstance(value, (list, dict)):
-            raise UsageError(f"{key} takes one value, got {value!r}")
-        return str(value) if isinstance(ref, str) else value
+    if ref is None:
+        return value
+    if isinstance(ref, str) and (isinstance(value, str) or number):
+        return str(value)
     if isinstance(ref, list):
         return value if isinstance(value, list) else [value]  # `seeds=3`: a one-element list
     if isinstance(ref, float) and number or isinstance(ref, bool) and isinstance(value, bool) \

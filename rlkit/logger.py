@@ -2,9 +2,11 @@
 bar (steps, steps/s, ETA, recent mean return) and a summary at the end."""
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections import deque
+from pathlib import Path
 
 from omegaconf import OmegaConf
 from tqdm import tqdm
@@ -54,10 +56,29 @@ class Logger:
         self.bar.close()
         self.writer.flush()
         self.writer.close()
+        write_summary(run_dir, steps=step, seconds=time.time() - self.start_time, sps=self.sps(step),
+                      episodes=self.episodes, recent_return=self.mean_return())
         minutes = (time.time() - self.start_time) / 60
         return (f"done: {step} steps in {minutes:.1f} min ({self.sps(step):.0f} steps/s), {self.episodes} episodes, "
                 f"mean return of the last {len(self.recent)}: {self.mean_return():.2f}\n"
                 f"run folder: {run_dir}\n  tensorboard --logdir {run_dir}")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process plus its largest finished child (env workers)."""
+    import resource
+
+    unit = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    peak = sum(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return peak * unit / 2**20
+
+
+def write_summary(run_dir, **numbers) -> None:
+    """`summary.json` in the run folder, written when a run (or a resumed part of it) ends:
+    what `rlkit.compare` tabulates. `seconds` counts this process only."""
+    numbers["peak_rss_mib"] = round(peak_rss_mib(), 1)
+    clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in numbers.items()}  # NaN -> null
+    Path(run_dir, "summary.json").write_text(json.dumps(clean, indent=1) + "\n")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from rlkit.config import UsageError, load_config, options
@@ -72,3 +74,23 @@ def test_bad_input_on_the_command_line_is_one_line_exit_2(tmp_path):
     assert result.stderr.startswith("error: unknown env 'nope'; choose from:")
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "x").exists()  # failed before any work started
+
+
+def test_command_options_are_typed_by_their_defaults():
+    from rlkit.config import command_options
+
+    defaults = {"agent": "", "episodes": 3, "fps": 1.0, "overlay": False, "algos": ["ppo"], "seeds": None}
+    opts, rest = command_options(["agent=runs/a/", "episodes=5", "fps=30", "overlay=true", "algos=[ppo,sb3_a2c]",
+                                  "seeds=[1,7]", "env=doom"], defaults, passthrough=True)
+    assert opts == {"agent": "runs/a/", "episodes": 5, "fps": 30.0, "overlay": True, "algos": ["ppo", "sb3_a2c"],
+                    "seeds": [1, 7]}
+    assert rest == ["env=doom"] and isinstance(opts["fps"], float)
+    assert command_options(["algos=ppo", "agent=7"], defaults)[0]["algos"] == ["ppo"]
+    for bad, message in (("episodes=abc", "episodes must be an integer, got 'abc'"),
+                         ("overlay=1", "overlay must be true/false"),
+                         ("env=doom", "unknown option 'env'; valid: agent, episodes, fps, overlay, algos, seeds"),
+                         ("agent=[a,b]", "agent must be a string")):
+        with pytest.raises(UsageError, match=re.escape(message)):
+            command_options([bad], defaults)
+    with pytest.raises(UsageError, match="window must be one of: auto, true; got 'x'"):
+        command_options(["window=x"], {"window": "auto"}, {"window": ("auto", "true")})

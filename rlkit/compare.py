@@ -1,0 +1,251 @@
+"""Compare algorithms, or runs that already exist:
+
+    python -m rlkit.compare env=cartpole algos=[ppo,reinforce,sb3_ppo,sb3_a2c] seeds=5 total_steps=100000
+    python -m rlkit.compare runs=[runs/a*,runs/b*]
+
+Runs every algorithm x seed through the same env pipeline (Stable-Baselines3's PPO, A2C and
+DQN as reference peers, see `rlkit.peers`), one process each, into one folder:
+
+    OUT/{algo}__{seed}/   the runs (open them together: tensorboard --logdir OUT)
+    OUT/curves.png        mean return and 95% bootstrap band against agent steps and wall-clock
+    OUT/results.md        per algorithm: final return +- CI, IQM, steps to threshold, speed, memory
+    OUT/results.csv       the same numbers, unrounded; OUT/episodes.csv every episode of every run
+
+Running the same command again skips finished runs and goes on with interrupted ones."""
+from __future__ import annotations
+
+import glob
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from rlkit import stats
+from rlkit.algos import ALGOS
+from rlkit.config import RunError, UsageError, cli, command_options, load_config
+from rlkit.peers import PEERS
+
+OPTIONS = {"algos": ["ppo", "reinforce"], "seeds": None, "runs": [], "out": None, "threshold": None, "window": 100,
+           "smooth": 20, "progress": True}
+COLUMNS = ("algo", "runs", "final_return", "final_ci_low", "final_ci_high", "iqm", "reached", "steps_to_threshold",
+           "steps_per_s", "wall_s", "peak_rss_mib")
+
+
+def plan(opts, overrides) -> tuple[Path, list[tuple[str, int]]]:
+    """Validate the algorithms and training settings; the output folder and the (algo, seed) runs."""
+    valid = (*ALGOS, *PEERS)
+    bad = [a for a in opts["algos"] if a not in valid]
+    if bad:
+        raise UsageError(f"unknown algorithm {bad[0]!r}; choose from: {', '.join(valid)}")
+    if any(o.split("=", 1)[0] in ("algo", "seed", "run_dir", "resume") for o in overrides):
+        raise UsageError("compare sets algo, seed and run_dir itself: use algos=[...] and seeds=N or seeds=[...]")
+    seeds = 3 if opts["seeds"] is None else opts["seeds"]
+    seeds = list(range(1, seeds + 1)) if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise UsageError(f"seeds must be a count (seeds=5) or a list (seeds=[1,7]), got {opts['seeds']!r}")
+    for algo in opts["algos"]:  # every setting checked before the first run starts
+        cfg = load_config([*overrides, f"algo={algo if algo in ALGOS else 'ppo'}"])
+    from rlkit.train import run_label
+
+    out = Path(opts["out"] or Path(cfg.runs_root) / f"compare__{run_label(cfg)}__{'+'.join(opts['algos'])}")
+    settings = out / "compare.json"
+    if settings.is_file() and json.loads(settings.read_text())["overrides"] != sorted(overrides):
+        raise UsageError(f"{out} holds a comparison with other settings "
+                         f"({' '.join(json.loads(settings.read_text())['overrides']) or 'defaults'}); "
+                         f"choose another out=")
+    out.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"overrides": sorted(overrides)}) + "\n")
+    return out, [(a, s) for a in opts["algos"] for s in seeds]
+
+
+def finished(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").is_file() and (
+        (run_dir / "checkpoints" / "final.safetensors").is_file() or not (run_dir / "checkpoints").exists())
+
+
+def command(algo: str, seed: int, run_dir: Path, overrides) -> list[str]:
+    """The command that trains one run, or continues it when it was interrupted."""
+    if algo in PEERS:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # a peer cannot resume: its partial log is dropped
+        return ["rlkit.peers", f"peer={algo}", *overrides, f"seed={seed}", f"run_dir={run_dir}", "progress=false"]
+    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("*.safetensors")):
+        return ["rlkit.train", f"resume={run_dir}", "progress=false"]
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # started but nothing saved yet
+    return ["rlkit.train", *overrides, f"algo={algo}", f"seed={seed}", f"run_dir={run_dir}", "progress=false"]
+
+
+def run_all(out: Path, runs, overrides, progress: bool) -> list[str]:
+    """Train the runs not finished yet, one process each. Returns the failed ones."""
+    from tqdm import tqdm
+
+    todo = [(a, s) for a, s in runs if not finished(out / f"{a}__{s}")]
+    print(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to run", flush=True)
+    (out / "logs").mkdir(exist_ok=True)
+    failed = []
+    bar = tqdm(todo, unit="run", disable=not progress, dynamic_ncols=True)
+    for algo, seed in bar:
+        bar.set_postfix_str(f"{algo} seed {seed}")
+        run_dir, log = out / f"{algo}__{seed}", out / "logs" / f"{algo}__{seed}.txt"
+        with open(log, "a") as f:
+            code = subprocess.call([sys.executable, "-m", *command(algo, seed, run_dir, overrides)],
+                                   stdout=f, stderr=subprocess.STDOUT)
+        if code == 130:
+            raise KeyboardInterrupt
+        if code != 0 or not finished(run_dir):
+            failed.append(f"{algo} seed {seed} (exit {code}, log {log})")
+            bar.write(f"failed: {failed[-1]}", file=sys.stderr)
+    bar.close()
+    return failed
+
+
+def load_run(run_dir: Path) -> dict:
+    """Episodes (step, return, seconds since the run started) and summary of one run folder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 1, "tensors": 1})
+    events.Reload()
+    if "episode/return" not in events.Tags()["scalars"]:
+        raise UsageError(f"{run_dir} logged no episode/return: is it an rlkit run folder?")
+    start = events.FirstEventTimestamp()
+    episodes = [(e.step, e.value, e.wall_time - start) for e in events.Scalars("episode/return")]
+    summary_file = run_dir / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    config = OmegaConf.load(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
+    return {"dir": run_dir, "episodes": episodes, "summary": summary,
+            "algo": config.get("peer") or OmegaConf.select(config, "algo.name") or run_dir.name,
+            "seed": config.get("seed"), "env": OmegaConf.select(config, "env.name") or "?"}
+
+
+def tabulate(groups: dict[str, list[dict]], threshold, window: int) -> list[dict]:
+    rows = []
+    for algo, runs in groups.items():
+        finals = [np.mean([r for _, r, _ in run["episodes"][-window:]]) for run in runs if run["episodes"]]
+        mean, lo, hi = stats.bootstrap_ci(finals)
+        hits = [stats.crossing(run["episodes"], threshold, window) for run in runs]
+        reached = [h[0] for h in hits if h]
+
+        def summary(key, runs=runs):
+            values = [run["summary"][key] for run in runs if run["summary"].get(key) is not None]
+            return values
+
+        rows.append({"algo": algo, "runs": len(runs), "final_return": mean, "final_ci_low": lo, "final_ci_high": hi,
+                     "iqm": stats.iqm([r for run in runs for _, r, _ in run["episodes"][-window:]]),
+                     "reached": len(reached) if threshold is not None else None,
+                     "steps_to_threshold": float(np.median(reached)) if reached else None,
+                     "steps_per_s": _mean(summary("sps")), "wall_s": _mean(summary("seconds")),
+                     "peak_rss_mib": max(summary("peak_rss_mib"), default=None)})
+    return rows
+
+
+def _mean(values):
+    return float(np.mean(values)) if values else None
+
+
+def markdown(rows, threshold, window: int) -> str:
+    def f(value, spec):
+        return "-" if value is None or value != value else format(value, spec)
+
+    reach = f"steps to mean of {window} >= {threshold:g} (median; runs reaching it)" if threshold is not None \
+        else "steps to threshold"
+    lines = [f"| algorithm | runs | final return (mean of last {window}, 95% CI) | IQM | {reach} | steps/s | "
+             f"wall s | peak MiB |", "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        hit = "-" if r["reached"] is None else f"{f(r['steps_to_threshold'], ',.0f')} ({r['reached']}/{r['runs']})"
+        lines.append(f"| {r['algo']} | {r['runs']} | {f(r['final_return'], '.1f')} [{f(r['final_ci_low'], '.1f')}, "
+                     f"{f(r['final_ci_high'], '.1f')}] | {f(r['iqm'], '.1f')} | {hit} | {f(r['steps_per_s'], ',.0f')} "
+                     f"| {f(r['wall_s'], '.0f')} | {f(r['peak_rss_mib'], '.0f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(groups, path: Path, title: str, smooth: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for algo, runs in groups.items():
+        for ax, axis, label in ((axes[0], 0, "agent steps"), (axes[1], 2, "wall-clock seconds")):
+            end = max((run["episodes"][-1][axis] for run in runs if run["episodes"]), default=1)
+            grid = np.linspace(0, end, 200)
+            mean, lo, hi = stats.band(np.stack([stats.curve(run["episodes"], grid, smooth, axis) for run in runs]))
+            line, = ax.plot(grid, mean, label=f"{algo} ({len(runs)} runs)")
+            ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+            ax.set_xlabel(label)
+    axes[0].set_ylabel(f"episode return (mean of last {smooth})")
+    axes[0].legend(loc="best")
+    fig.suptitle(f"{title}: mean and 95% bootstrap confidence band over seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def existing(patterns: list[str]) -> dict[str, list[Path]]:
+    """Run folders matched by each pattern; one pattern groups them by algorithm, several by pattern."""
+    found = {p: sorted(Path(d) for d in glob.glob(p) if (Path(d) / "config.yaml").is_file()) for p in patterns}
+    empty = [p for p, dirs in found.items() if not dirs]
+    if empty:
+        raise UsageError(f"no run folders match {empty[0]!r}")
+    return found
+
+
+def report(out: Path, groups: dict[str, list[dict]], opts) -> str:
+    rows = tabulate(groups, opts["threshold"], opts["window"])
+    with open(out / "results.csv", "w") as f:
+        f.write(",".join(COLUMNS) + "\n")
+        f.writelines(",".join("" if r[c] is None else str(r[c]) for c in COLUMNS) + "\n" for r in rows)
+    with open(out / "episodes.csv", "w") as f:
+        f.write("algo,seed,run,step,seconds,return\n")
+        for algo, runs in groups.items():
+            f.writelines(f"{algo},{run['seed']},{run['dir'].name},{s},{t:.3f},{r}\n"
+                         for run in runs for s, r, t in run["episodes"])
+    env = sorted({run["env"] for runs in groups.values() for run in runs})
+    plot(groups, out / "curves.png", ", ".join(env), opts["smooth"])
+    table = markdown(rows, opts["threshold"], opts["window"])
+    (out / "results.md").write_text(f"# {', '.join(env)}\n\n![curves](curves.png)\n\n{table}")
+    return table
+
+
+def main(argv: list[str]) -> Path:
+    opts, overrides = command_options(argv, OPTIONS, passthrough=True)
+    failed = []
+    if opts["runs"]:
+        if overrides:
+            raise UsageError(f"runs=[...] compares existing runs; drop {overrides[0]!r}")
+        found = existing(opts["runs"])
+        out = Path(opts["out"] or f"runs/compare__{time.strftime('%Y%m%d-%H%M%S')}")
+        out.mkdir(parents=True, exist_ok=True)
+        loaded = {p: [load_run(d) for d in dirs] for p, dirs in found.items()}
+        groups: dict[str, list[dict]] = {}
+        for pattern, runs in loaded.items():
+            for run in runs:
+                groups.setdefault(run["algo"] if len(found) == 1 else pattern, []).append(run)
+    else:
+        out, runs = plan(opts, overrides)
+        try:
+            failed = run_all(out, runs, overrides, opts["progress"])
+        except KeyboardInterrupt:
+            print(f"\nstopped; run the same command again to go on (finished runs are kept in {out})",
+                  file=sys.stderr)
+            sys.exit(130)
+        groups = {}
+        for algo, seed in runs:
+            if finished(out / f"{algo}__{seed}"):
+                groups.setdefault(algo, []).append(load_run(out / f"{algo}__{seed}"))
+    print(report(out, groups, opts))
+    print(f"plot: {out / 'curves.png'}\ntable: {out / 'results.md'}\nnumbers: {out / 'results.csv'}, "
+          f"{out / 'episodes.csv'}\nall runs in TensorBoard: tensorboard --logdir {out}")
+    if opts["runs"] == [] and failed:
+        raise RunError(f"{len(failed)} run(s) failed (the table holds the others), first: {failed[0]}")
+    return out
+
+
+if __name__ == "__main__":
+    cli(main)
