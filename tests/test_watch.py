@@ -104,3 +104,24 @@ def test_window_keys(monkeypatch):
     pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q))
     assert window.show(frame) is False
     window.close()
+
+
+def test_an_exported_agent_plays_like_its_checkpoint_and_is_found_by_name(train, tmp_path, monkeypatch, capsys):
+    import rlkit
+    from rlkit import checkpoint, watch as watch_module
+
+    run = train("env=cartpole", "total_steps=256", "algo.num_steps=32")
+    shipped = checkpoint.export(checkpoint.latest(run), tmp_path / "agents" / "cartpole-test" / "agent.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(shipped), framework="pt") as f:
+        assert f.keys() and not [k for k in f.keys() if k.startswith("optim.")]  # no optimizer state
+    original, exported = rlkit.load_agent(run), rlkit.load_agent(shipped.parent)
+    obs = np.array([0.01, -0.2, 0.03, 0.1], np.float32)
+    np.testing.assert_array_equal(original.explain(obs)[0], exported.explain(obs)[0])
+    monkeypatch.setattr(watch_module, "AGENTS_DIR", tmp_path / "agents")
+    assert watch_module.shipped_agents() == ["cartpole-test"]
+    watch(["agent=cartpole-test", "episodes=1", f"record={tmp_path / 'a.gif'}"])
+    assert "episode 1: return" in capsys.readouterr().out
+    with pytest.raises(UsageError, match=r"shipped: cartpole-test\)"):
+        watch(["agent=cartpole-tset"])
