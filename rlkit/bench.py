@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from rlkit.config import UsageError, cli, command_options, load_config
+from rlkit.config import RunError, UsageError, cli, command_options, load_config
 from rlkit.stats import crossing
 
 BENCH_KEYS = {"threshold": None, "window": 100, "peer": "sb3", "append": False, "raw_steps": 5000}
@@ -47,28 +48,21 @@ def raw_throughput(cfg, steps_per_env):
     return sps
 
 
-def run_rlkit(cfg):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def run(module: str, overrides: list[str], run_dir: Path) -> dict:
+    """One learner in its own process (its own peak memory; ale_py and EnvPool never share one).
+    Returns {steps, seconds, peak_rss_mib, episodes: [(step, return, seconds)]}."""
+    from rlkit.compare import load_run
 
-    from rlkit.train import train
-
-    start = time.time()
-    run_dir, _ = train(cfg)
-    seconds = time.time() - start
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    episodes = [(e.step, e.value, e.wall_time - start) for e in events.Scalars("episode/return")]
-    from rlkit import checkpoint
-
-    steps = checkpoint.load(checkpoint.latest(run_dir))["counters"]["step"]
-    return {"steps": steps, "seconds": seconds, "episodes": episodes, "run_dir": str(run_dir)}
-
-
-def run_sb3(cfg):
-    """Stable-Baselines3 PPO on the same wrapped envs with the same hyperparameters."""
-    from rlkit.peers import run
-
-    return run(cfg, "sb3_ppo")
+    log = run_dir.with_suffix(".log")
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        code = subprocess.call([sys.executable, "-m", module, *overrides, f"run_dir={run_dir}", "progress=false"],
+                               stdout=f, stderr=subprocess.STDOUT)
+    if code != 0:
+        raise RunError(f"{module} failed (exit {code}); see {log}")
+    loaded = load_run(run_dir)
+    return {**{k: loaded["summary"][k] for k in ("steps", "seconds", "peak_rss_mib")},
+            "episodes": loaded["episodes"]}
 
 
 def machine() -> str:
@@ -95,16 +89,16 @@ def commit() -> str:
 def table(opts, raw, results) -> str:
     thr, win = opts["threshold"], opts["window"]
     head = f"mean of last {win} >= {thr:g}" if thr is not None else "threshold"
-    lines = [f"| run | steps | wall s | steps/s | vs raw env | steps to {head} | seconds to it | final mean return |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-             f"| raw env, random actions | | | {raw:,.0f} | 1.00 | | | |"]
+    lines = [f"| run | steps | wall s | steps/s | vs raw env | steps to {head} | seconds to it | final mean return "
+             f"| peak MiB |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+             f"| raw env, random actions | | | {raw:,.0f} | 1.00 | | | | |"]
     for name, r in results.items():
         sps = r["steps"] / r["seconds"]
         hit = crossing(r["episodes"], thr, win)
         final = np.mean([x for _, x, _ in r["episodes"][-win:]]) if r["episodes"] else float("nan")
         reach = (f"{hit[0]:,} | {hit[1]:.0f}" if hit else "not reached | -") if thr is not None else "- | -"
         lines.append(f"| {name} | {r['steps']:,} | {r['seconds']:.0f} | {sps:,.0f} | {sps / raw:.2f} | {reach} "
-                     f"| {final:.1f} |")
+                     f"| {final:.1f} | {r['peak_rss_mib']:.0f} |")
     if len(results) == 2:
         (a, ra), (b, rb) = results.items()
         ratio = (ra["steps"] / ra["seconds"]) / (rb["steps"] / rb["seconds"])
@@ -118,19 +112,22 @@ def table(opts, raw, results) -> str:
 def main(argv):
     opts, rest = split_args(argv)
     cfg = load_config(rest)
-    # The peer is always SB3 PPO, with this env's PPO settings when rlkit runs another algorithm.
-    peer_cfg = cfg if cfg.algo.name == "ppo" else load_config(
-        [a for a in rest if not a.startswith("algo")] + ["algo=ppo"])
+    # The peer is always SB3 PPO (rlkit.peers), with this env's PPO settings.
     command, sha = "python -m rlkit.bench " + " ".join(argv), commit()
     print(f"{command}\n{machine()}, commit {sha}")
     raw = raw_throughput(cfg, opts["raw_steps"] // cfg.num_envs or 1)
     print(f"raw env throughput: {raw:,.0f} steps/s")
-    results = {f"rlkit {cfg.algo.name}": run_rlkit(cfg)}
+    from rlkit.envs import backend
+    from rlkit.train import run_label
+
+    folder = Path(cfg.runs_root) / f"bench__{run_label(cfg)}__{time.strftime('%Y%m%d-%H%M%S')}"
+    results = {f"rlkit {cfg.algo.name}": run("rlkit.train", rest, folder / f"rlkit_{cfg.algo.name}")}
     if opts["peer"] == "sb3":
-        results["SB3 PPO"] = run_sb3(peer_cfg)
+        results["SB3 PPO"] = run("rlkit.peers", [a for a in rest if not a.startswith("algo")], folder / "sb3_ppo")
     report = (f"### {cfg.env.name}: rlkit {cfg.algo.name} ({cfg.model.name}) vs "
               f"{'Stable-Baselines3 PPO' if opts['peer'] == 'sb3' else 'raw env'}\n\n"
-              f"{date.today().isoformat()}, commit {sha}, {machine()}; {cfg.num_envs} envs ({cfg.vector}), "
+              f"{date.today().isoformat()}, commit {sha}, {machine()}; {cfg.num_envs} envs (rlkit: "
+              f"{backend(cfg.env) if backend(cfg.env) == 'envpool' else cfg.vector}, SB3: {cfg.vector}), "
               f"seed {cfg.seed}.\n\n    {command}\n\n{table(opts, raw, results)}\n")
     print("\n" + report)
     if opts["append"]:

@@ -156,11 +156,16 @@ class EvalVideo:
 
     def __init__(self, policy, cfg, device):
         from rlkit.agent import Agent
-        from rlkit.envs import make_env
+        from rlkit.envs import backend, make_env
 
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         self.agent = Agent(policy, cfg, device)
-        self.env = make_env(cfg.env, render_mode="rgb_array")
+        if backend(cfg.env) == "envpool":  # ale_py cannot share a process with EnvPool
+            from rlkit.envs.atari import EnvPoolSingle
+
+            self.env = EnvPoolSingle(cfg.env, cfg.seed)
+        else:
+            self.env = make_env(cfg.env, render_mode="rgb_array")
         self.max_steps, self.seed = cfg.video_length, cfg.seed
 
     def log(self, writer, step: int) -> Episode:

@@ -46,11 +46,11 @@ def resolve(agent: str) -> Path:
 
 def game_fps(env) -> float:
     """Agent steps per second at the game's own speed (its frame rate over the frame skip)."""
-    fps = env.metadata.get("render_fps") or 30
-    skip = getattr(env.unwrapped, "frame_skip", None) or getattr(env.unwrapped, "_frameskip", 1)
-    if not isinstance(skip, int):
-        skip = 4  # AtariPreprocessing does the skipping above a frameskip=1 ALE env
-    return float(fps) / max(1, skip)
+    try:
+        skip = int(env.get_wrapper_attr("frame_skip"))  # ViZDoom's env, Atari's preprocessing
+    except AttributeError:
+        skip = 1
+    return float(env.metadata.get("render_fps") or 30) / max(1, skip)
 
 
 def main(argv: list[str]):

@@ -24,8 +24,9 @@ def test_bench_options_are_split_from_training_overrides():
 
 
 def test_table_ratios():
-    run = {"steps": 1000, "seconds": 10.0, "episodes": [(500, 5.0, 4.0), (1000, 5.0, 8.0)]}
-    peer = {"steps": 1000, "seconds": 20.0, "episodes": [(900, 5.0, 16.0), (1000, 5.0, 20.0)]}
+    run = {"steps": 1000, "seconds": 10.0, "episodes": [(500, 5.0, 4.0), (1000, 5.0, 8.0)], "peak_rss_mib": 300.4}
+    peer = {"steps": 1000, "seconds": 20.0, "episodes": [(900, 5.0, 16.0), (1000, 5.0, 20.0)], "peak_rss_mib": 512}
     text = table({"threshold": 5.0, "window": 2}, 400.0, {"rlkit": run, "peer": peer})
-    assert "| rlkit | 1,000 | 10 | 100 | 0.25 | 1,000 | 8 | 5.0 |" in text
+    assert "| rlkit | 1,000 | 10 | 100 | 0.25 | 1,000 | 8 | 5.0 | 300 |" in text
+    assert "| peer | 1,000 | 20 | 50 | 0.12 | 1,000 | 20 | 5.0 | 512 |" in text
     assert "steps/s, rlkit / peer: **2.00x**; wall-clock to the threshold, peer / rlkit: **2.50x**" in text

@@ -52,8 +52,29 @@ def _ignoring_sigint(fn):
     return make
 
 
+def backend(env_cfg) -> str:
+    """Which implementation steps this env: "envpool" (C++ threads; Atari) or "gymnasium"."""
+    choice = env_cfg.get("backend", "gymnasium")
+    if choice not in ("auto", "envpool", "gymnasium"):
+        raise UsageError(f"env.backend must be one of: auto, envpool, gymnasium; got {choice!r}")
+    if env_cfg.family != "atari" or choice == "gymnasium":
+        if choice == "envpool":
+            raise UsageError(f"env.backend=envpool is for Atari games; {env_cfg.name} runs on gymnasium")
+        return "gymnasium"
+    from rlkit.envs.atari import envpool_available
+
+    if choice == "envpool" and not envpool_available():
+        raise UsageError("env.backend=envpool needs EnvPool: pip install envpool (Linux), or env.backend=gymnasium")
+    return "envpool" if envpool_available() else "gymnasium"
+
+
 def make_vec(cfg) -> gym.vector.VectorEnv:
-    """`cfg.num_envs` copies of `cfg.env`, stepped together (sync, or async with shared memory)."""
+    """`cfg.num_envs` copies of `cfg.env`, stepped together: EnvPool's threads for Atari when
+    installed, else Gymnasium's vector env (sync, or async with shared memory)."""
+    if backend(cfg.env) == "envpool":
+        from rlkit.envs.atari import EnvPoolAtari
+
+        return EnvPoolAtari(cfg.env, cfg.num_envs, cfg.seed)
     make_env(cfg.env).close()  # fail here, in this process, on bad settings
     fns = [lambda: make_env(cfg.env) for _ in range(cfg.num_envs)]
     if cfg.vector == "async":
