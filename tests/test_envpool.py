@@ -8,7 +8,7 @@ import pytest
 
 from rlkit.config import UsageError, load_config
 from rlkit.envs import backend
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 pytest.importorskip("envpool")
 
@@ -65,11 +65,13 @@ def test_backend_choice():
         backend(load_config(["env=pong", "env.backend=fast"]).env)
 
 
-def test_training_and_evaluation_videos_on_envpool(train):
+def test_training_and_evaluation_videos_on_envpool(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run = train("env=pong", "num_envs=2", "algo.num_steps=32", "total_steps=64", "video_every=64",
-                "video_length=30")
+    run = tmp_path / "run"
+    result = run_cli("rlkit.train", "env=pong", "num_envs=2", "algo.num_steps=32", "total_steps=64",
+                     "video_every=64", "video_length=30", f"run_dir={run}", "progress=false")
+    assert result.returncode == 0, result.stderr[-2000:]
     events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     assert [i.step for i in events.Images("eval/video")] == [64]

@@ -13,7 +13,9 @@ from tests.conftest import run_cli
 TINY = {
     "cartpole": ["env=cartpole", "total_steps=512"],
     "doom": ["env=doom", "total_steps=128", "num_envs=2", "algo.num_steps=32", "env.size=[48,48]"],
-    "pong": ["env=pong", "total_steps=64", "num_envs=2", "algo.num_steps=16", "algo.minibatches=2"],
+    # In-process Atari tests use ale-py; EnvPool (which cannot share a process with it) runs in
+    # its own process in test_envpool.py.
+    "pong": ["env=pong", "env.backend=gymnasium", "total_steps=64", "num_envs=2", "algo.num_steps=16", "algo.minibatches=2"],
 }
 
 
@@ -54,7 +56,7 @@ def test_episode_return_is_the_game_score_before_reward_scaling(train):
 
 
 def test_reinforce_transformer_on_atari(train):
-    run_dir = train("env=pong", "algo=reinforce", "model=transformer", "total_steps=64", "num_envs=2",
+    run_dir = train("env=pong", "env.backend=gymnasium", "algo=reinforce", "model=transformer", "total_steps=64", "num_envs=2",
                     "algo.num_steps=32")
     assert "loss/entropy" in scalars(run_dir).Tags()["scalars"] or "stats/used_fraction" in \
         scalars(run_dir).Tags()["scalars"]
