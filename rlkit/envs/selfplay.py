@@ -38,7 +38,12 @@ class Fixed:
         pass
 
 
+SEATS = {"first": 0, "second": 1}
+
+
 class SelfPlay(gym.vector.VectorEnv):
+    """`seats`: the learner's seat in each game: random, alternate (env i: seat i % 2), first, second."""
+
     def __init__(self, env_cfg, num_envs: int, opponents, seats: str = "random"):
         self.games = [Game(env_cfg) for _ in range(num_envs)]
         self.opponents, self.seat_rule = opponents, seats
@@ -65,7 +70,8 @@ class SelfPlay(gym.vector.VectorEnv):
         t = time.perf_counter()
         self.games[i].reset(seed)
         self.rules_time += time.perf_counter() - t
-        self.seat[i] = self.rng.integers(2) if self.seat_rule == "random" else i % 2
+        rule = self.seat_rule
+        self.seat[i] = self.rng.integers(2) if rule == "random" else i % 2 if rule == "alternate" else SEATS[rule]
         self.opponent[i] = self.opponents.sample()
 
     def _opponents_move(self, indices) -> None:
