@@ -29,7 +29,7 @@ def test_minimax_values_and_moves():
     assert m.value(0, 0) == 0  # tic-tac-toe is a draw
     obs, mask = board([0, 1], [3, 4])
     assert m.act(obs, mask) == 2  # win at once rather than block
-    obs, mask = board([0, 8], [4])  # O to move after X 0, O 4, X 8: an edge draws, a corner loses
+    obs, mask = board([4], [0, 8])  # O to move after X 0, O 4, X 8: an edge draws, a corner loses
     values = m.move_values(obs)
     assert {a for a, v in values.items() if v == 0} == {1, 3, 5, 7}
     assert m.act(obs, mask) in (1, 3, 5, 7)
