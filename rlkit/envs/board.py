@@ -8,6 +8,7 @@ All three games score only at the end: +1 win, -1 loss, 0 draw (Go: area score w
 from __future__ import annotations
 
 import importlib
+import time
 
 import numpy as np
 
@@ -48,10 +49,13 @@ class Game:
         space = self.env.observation_space(self.seats[0])
         self.observation_space, self.num_actions = space["observation"], int(space["action_mask"].shape[0])
         self.moves = 0
+        self.rules_time = 0.0  # seconds spent in PettingZoo (reset, observe, step), for benchmarks
 
     def reset(self, seed=None) -> None:
+        t = time.perf_counter()
         self.env.reset(seed=seed)
         self.moves = 0
+        self.rules_time += time.perf_counter() - t
 
     @property
     def mover(self) -> int:
@@ -64,7 +68,9 @@ class Game:
 
     def observe(self, seat: int | None = None):
         """(observation, legal-move mask as bool) of `seat` (default: the mover), as `env.last()` gives it."""
+        t = time.perf_counter()
         obs = self.env.observe(self.seats[self.mover if seat is None else seat])
+        self.rules_time += time.perf_counter() - t
         return obs["observation"], obs["action_mask"].astype(bool)
 
     def step(self, action: int) -> None:
@@ -72,8 +78,10 @@ class Game:
         legal = self.observe()[1]
         if not 0 <= action < len(legal) or not legal[action]:
             raise ValueError(f"illegal move {action} in {self.name}; legal: {np.flatnonzero(legal).tolist()}")
+        t = time.perf_counter()
         self.env.step(action)
         self.moves += 1
+        self.rules_time += time.perf_counter() - t
 
     def score(self, seat: int) -> float:
         """The final reward of `seat`: +1 win, -1 loss, 0 draw."""

@@ -13,8 +13,6 @@ Opponents come from a source with `sample() -> key`, `player(key) -> Player` and
 `record(key, learner_score)`: the opponent pool (rlkit.pool) in training, `Fixed` elsewhere."""
 from __future__ import annotations
 
-import time
-
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
@@ -55,7 +53,6 @@ class SelfPlay(gym.vector.VectorEnv):
         self.seat = np.zeros(num_envs, dtype=np.int64)
         self.opponent = [None] * num_envs
         self.rng = np.random.default_rng()
-        self.rules_time = 0.0  # seconds spent inside the game rules (PettingZoo), for benchmarks
         self.metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
     def reset(self, *, seed=None, options=None):
@@ -67,9 +64,7 @@ class SelfPlay(gym.vector.VectorEnv):
         return self._observe()
 
     def _new_game(self, i: int, seed=None) -> None:
-        t = time.perf_counter()
         self.games[i].reset(seed)
-        self.rules_time += time.perf_counter() - t
         rule = self.seat_rule
         self.seat[i] = self.rng.integers(2) if rule == "random" else i % 2 if rule == "alternate" else SEATS[rule]
         self.opponent[i] = self.opponents.sample()
@@ -84,10 +79,8 @@ class SelfPlay(gym.vector.VectorEnv):
                 group = [i for i in waiting if self.opponent[i] == key]
                 obs, masks = zip(*(self.games[i].observe() for i in group))
                 actions = self.opponents.player(key).act_batch(np.stack(obs), np.stack(masks))
-                t = time.perf_counter()
                 for i, a in zip(group, actions):
                     self.games[i].step(a)
-                self.rules_time += time.perf_counter() - t
 
     def _observe(self, extra=None):
         obs, masks = zip(*(g.observe(s) for g, s in zip(self.games, self.seat)))
@@ -97,10 +90,8 @@ class SelfPlay(gym.vector.VectorEnv):
     def step(self, actions):
         actions = np.asarray(actions).reshape(self.num_envs)
         lengths = np.zeros(self.num_envs, dtype=np.int64)
-        t = time.perf_counter()
         for g, a in zip(self.games, actions):
             g.step(a)  # raises on an illegal move: the learner's mask must be used
-        self.rules_time += time.perf_counter() - t
         self._opponents_move(range(self.num_envs))
         done = np.array([g.over for g in self.games])
         reward = np.zeros(self.num_envs, dtype=np.float32)
@@ -121,6 +112,11 @@ class SelfPlay(gym.vector.VectorEnv):
                      "_final_obs": done}
         obs, info = self._observe(extra)
         return obs, reward, done, np.zeros(self.num_envs, dtype=bool), info
+
+    @property
+    def rules_time(self) -> float:
+        """Seconds spent inside the game rules (PettingZoo) so far, all games together."""
+        return sum(g.rules_time for g in self.games)
 
     def close_extras(self, **kwargs):
         for g in self.games:
