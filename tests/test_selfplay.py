@@ -214,3 +214,18 @@ def test_selfplay_training_logs_elo_and_resumes_with_its_pool(train, tmp_path):
     resumed = checkpoint.load(run / "checkpoints" / "final.safetensors")
     assert list(resumed["pool"]["meta"]["members"]) == ["random", "step_0", "step_256", "step_512", "step_768"]
     assert resumed["pool"]["meta"]["members"]["step_256"]["games"] >= members["step_256"]["games"]
+
+
+def test_a_snapshot_dropped_from_the_pool_finishes_its_games():
+    from rlkit.envs.selfplay import SelfPlay
+
+    pool, make_net = make_pool(max_snapshots=1, latest_prob=1.0)
+    pool.add_snapshot(make_net(), 0)
+    envs = SelfPlay(load_config(["env=tictactoe"]).env, 8, pool)
+    obs, info = envs.reset(seed=0)
+    assert set(envs.opponent) == {"step_0"}
+    pool.add_snapshot(make_net(), 1)  # step_0 leaves the pool while its games go on
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        obs, r, done, _, info = envs.step([rng.choice(np.flatnonzero(m)) for m in info["action_mask"]])
+    assert "step_0" not in envs.opponent and "step_0" not in pool.members

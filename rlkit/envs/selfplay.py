@@ -51,7 +51,8 @@ class SelfPlay(gym.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.seat = np.zeros(num_envs, dtype=np.int64)
-        self.opponent = [None] * num_envs
+        self.opponent = [None] * num_envs  # each game's opponent: its key, and the player itself
+        self.player = [None] * num_envs     # (held for the whole game: the pool may drop it meanwhile)
         self.rng = np.random.default_rng()
         self.metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
@@ -68,6 +69,7 @@ class SelfPlay(gym.vector.VectorEnv):
         rule = self.seat_rule
         self.seat[i] = self.rng.integers(2) if rule == "random" else i % 2 if rule == "alternate" else SEATS[rule]
         self.opponent[i] = self.opponents.sample()
+        self.player[i] = self.opponents.player(self.opponent[i])
 
     def _opponents_move(self, indices) -> None:
         """Until the learner is to move (or the game is over): each opponent moves in all its games at once."""
@@ -78,7 +80,7 @@ class SelfPlay(gym.vector.VectorEnv):
             for key in dict.fromkeys(self.opponent[i] for i in waiting):
                 group = [i for i in waiting if self.opponent[i] == key]
                 obs, masks = zip(*(self.games[i].observe() for i in group))
-                actions = self.opponents.player(key).act_batch(np.stack(obs), np.stack(masks))
+                actions = self.player[group[0]].act_batch(np.stack(obs), np.stack(masks))
                 for i, a in zip(group, actions):
                     self.games[i].step(a)
 
