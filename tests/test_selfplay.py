@@ -225,7 +225,7 @@ def test_a_snapshot_dropped_from_the_pool_finishes_its_games():
     pool, make_net = make_pool(max_snapshots=1, latest_prob=1.0)
     pool.add_snapshot(make_net(), 0)
     envs = SelfPlay(load_config(["env=tictactoe"]).env, 8, pool)
-    obs, info = envs.reset(seed=0)
+    _, info = envs.reset(seed=0)
     assert set(envs.opponent) == {"step_0"}
     pool.add_snapshot(make_net(), 1)  # step_0 leaves the pool while its games go on
     rng = np.random.default_rng(0)
