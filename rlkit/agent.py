@@ -4,6 +4,10 @@
     env = agent.make_env()                                # the game, preprocessed as in training
     obs, _ = env.reset(); agent.reset()
     action = agent.act(obs)
+
+Board games: `make_env()` is the PettingZoo game (two seats); in any PettingZoo loop,
+    obs, reward, terminated, truncated, info = env.last()
+    action = agent.act(obs["observation"], action_mask=obs["action_mask"])
 """
 from __future__ import annotations
 
@@ -66,7 +70,8 @@ def load_agent(path, device: str = "cpu") -> Agent:
     file = checkpoint.latest(path) if path.is_dir() else path
     ckpt = checkpoint.load(file, device)
     obs_space, act_space = rebuild_spaces(ckpt["spaces"])
-    policy = make_policy(ckpt["config"].model, obs_space, act_space).to(device)
+    board = ckpt["config"].env.family == "board"
+    policy = make_policy(ckpt["config"].model, obs_space, act_space, board=board).to(device)
     try:
         policy.load_state_dict(ckpt["model"])
     except RuntimeError as e:

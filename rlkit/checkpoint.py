@@ -1,5 +1,6 @@
 """Self-describing checkpoints in one safetensors file: weights, optimizer state and RNG
-states as tensors; the resolved config, spaces and step counters as JSON in the header.
+states as tensors; the resolved config, spaces and step counters as JSON in the header. A
+self-play run adds its opponent pool: snapshot weights as `pool.*` tensors, the rest as JSON.
 Loading parses tensors and JSON only, so a checkpoint can never run code."""
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ from rlkit.config import UsageError
 FORMAT = "rlkit-checkpoint-1"
 
 
-def save(path, policy, optimizer, cfg, spaces: dict, counters: dict) -> Path:
-    """Write atomically: a temporary file, fsync, then rename over the target."""
+def save(path, policy, optimizer, cfg, spaces: dict, counters: dict, pool: dict | None = None) -> Path:
+    """Write atomically: a temporary file, fsync, then rename over the target. `pool`:
+    {"tensors": {name: tensor}, "meta": JSON-able} (see rlkit.pool)."""
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
+    if pool is not None:
+        tensors.update({f"pool.{k}": v.contiguous().cpu() for k, v in pool["tensors"].items()})
     opt = optimizer.state_dict()
     for i, state in opt["state"].items():
         for name, value in state.items():
@@ -36,6 +40,8 @@ def save(path, policy, optimizer, cfg, spaces: dict, counters: dict) -> Path:
         "rng": json.dumps({"python": _jsonable(random.getstate()),
                            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}),
     }
+    if pool is not None:
+        meta["pool"] = json.dumps(pool["meta"])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -55,7 +61,8 @@ def _tuples(x):
 
 
 def load(path, device="cpu") -> dict:
-    """Read a checkpoint: {'config', 'spaces', 'counters', 'model', 'optim', 'rng'}.
+    """Read a checkpoint: {'config', 'spaces', 'counters', 'model', 'optim', 'rng', 'pool'}
+    ('pool' is None unless the run was self-play).
     Anything that is not an intact rlkit checkpoint gets a one-line UsageError."""
     from safetensors import safe_open
 
@@ -69,6 +76,8 @@ def load(path, device="cpu") -> dict:
             raise ValueError(f"format is {meta.get('format')!r}, expected {FORMAT!r}")
         tensors = load_file(str(path), device=str(device))
         parsed = {k: json.loads(meta[k]) for k in ("config", "spaces", "counters", "optim_groups", "rng")}
+        pool = None if "pool" not in meta else {
+            "meta": json.loads(meta["pool"]), "tensors": {k[5:]: v for k, v in tensors.items() if k.startswith("pool.")}}
     except Exception as e:  # safetensors and json raise several types for damaged files
         raise UsageError(f"{path} is not a valid rlkit checkpoint ({str(e).splitlines()[0][:200]})") from None
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -80,7 +89,7 @@ def load(path, device="cpu") -> dict:
     return {"config": OmegaConf.create(parsed["config"]), "spaces": parsed["spaces"],
             "counters": parsed["counters"], "model": model,
             "optim": {"state": state, "param_groups": parsed["optim_groups"]},
-            "rng": {**parsed["rng"], "torch": tensors.get("rng.torch")}}
+            "rng": {**parsed["rng"], "torch": tensors.get("rng.torch")}, "pool": pool}
 
 
 def restore_rng(rng: dict) -> None:

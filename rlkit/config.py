@@ -230,3 +230,40 @@ def _typed(key: str, value: Any, ref: Any) -> Any:
             or isinstance(ref, int) and not isinstance(ref, bool) and isinstance(value, int) and not isinstance(value, bool):
         return float(value) if isinstance(ref, float) else value
     raise UsageError(f"{key} must be {_type_name(ref)}, got {value!r}")
+
+
+def command_args(argv: list[str], defaults: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`key=value` arguments of a small command (play, arena): values typed like their defaults;
+    `env.*` overrides are passed through for `load_config`. Returns (values, env overrides)."""
+    values, env_overrides = dict(defaults), []
+    for text in argv:
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise UsageError(f"cannot read {text!r}: expected key=value; keys: {', '.join(defaults)}")
+        if key.startswith("env."):
+            env_overrides.append(text)
+        elif key not in defaults:
+            raise UsageError(f"unknown key {key!r}; valid keys: {', '.join(defaults)}, env.*")
+        elif isinstance(defaults[key], bool):
+            if value.lower() not in ("true", "false"):
+                raise UsageError(f"{key} must be true/false, got {value!r}")
+            values[key] = value.lower() == "true"
+        elif isinstance(defaults[key], int):
+            if not value.lstrip("-").isdigit():
+                raise UsageError(f"{key} must be an integer, got {value!r}")
+            values[key] = int(value)
+        else:
+            values[key] = value
+    return values, env_overrides
+
+
+def board_env(name: str, overrides: list[str]) -> DictConfig:
+    """The env config of a board game, by name (`env=...`)."""
+    def is_board(n: str) -> bool:
+        c = OmegaConf.load(config_dir() / "env" / f"{n}.yaml")
+        return c.get("family") == "board" or "board" in (c.get("defaults") or [])
+
+    boards = [n for n in options("env") if is_board(n)]
+    if name not in boards:
+        raise UsageError(f"env={name!r} is not a board game; choose from: {', '.join(boards)}")
+    return load_config([f"env={name}", *overrides]).env

@@ -2,8 +2,10 @@
 heads. The one seam to the learners: `policy(obs, action_mask=None) -> (logits, value)`.
 
 Frames arrive as uint8 [B, *stack, H, W] and become floats in the first layer; leading
-stack/channel dimensions are folded into channels. Illegal actions get a logit of -1e9,
-so their probability is exactly zero."""
+stack/channel dimensions are folded into channels. Board games (`board=True`) arrive as
+PettingZoo gives them, [B, H, W, planes] (channels last): `cnn`/`impala` become a small CNN of
+3x3 convolutions that keeps the board's size, `transformer` takes one token per cell.
+Illegal actions get a logit of -1e9, so their probability is exactly zero."""
 from __future__ import annotations
 
 import math
@@ -93,14 +95,35 @@ class ImpalaCNN(_ConvEncoder):
         super().__init__(shape, nn.Sequential(*layers, nn.ReLU()), hidden)
 
 
-class Transformer(nn.Module):
-    """Tokens: non-overlapping patches of the stacked frames, or one per feature of a
-    vector observation. Pre-norm encoder blocks; the CLS token's output feeds the heads."""
+class BoardCNN(nn.Module):
+    """Board planes [B, H, W, C]: three 3x3 convolutions (padding keeps H x W), one dense layer."""
 
-    def __init__(self, shape, patch=12, dim=64, layers=2, heads=4, dropout=0.0):
+    def __init__(self, shape, hidden=256, channels=64):
         super().__init__()
-        self.image = is_image(shape)
-        if self.image:
+        h, w, c = shape
+        self.convs = nn.Sequential(
+            layer_init(nn.Conv2d(c, channels, 3, padding=1)), nn.ReLU(),
+            layer_init(nn.Conv2d(channels, channels, 3, padding=1)), nn.ReLU(),
+            layer_init(nn.Conv2d(channels, channels, 3, padding=1)), nn.ReLU(), nn.Flatten())
+        self.fc = nn.Sequential(layer_init(nn.Linear(channels * h * w, hidden)), nn.ReLU())
+        self.out_dim = hidden
+
+    def forward(self, obs):
+        return self.fc(self.convs(_to_float(obs).permute(0, 3, 1, 2)))
+
+
+class Transformer(nn.Module):
+    """Tokens: non-overlapping patches of the stacked frames, one per cell of a board
+    ([H, W, planes], `cells=True`), or one per feature of a vector observation. Pre-norm
+    encoder blocks; the CLS token's output feeds the heads."""
+
+    def __init__(self, shape, patch=12, dim=64, layers=2, heads=4, dropout=0.0, cells=False):
+        super().__init__()
+        self.image, self.cells = is_image(shape) and not cells, cells
+        if self.cells:
+            tokens = int(np.prod(shape[:-1]))
+            self.embed = nn.Linear(shape[-1], dim)
+        elif self.image:
             self.embed = nn.Conv2d(_channels(shape), dim, patch, stride=patch)
             tokens = (shape[-2] // patch) * (shape[-1] // patch)
             if tokens == 0:
@@ -118,7 +141,9 @@ class Transformer(nn.Module):
 
     def forward(self, obs):
         x = _to_float(obs)
-        if self.image:
+        if self.cells:
+            x = self.embed(x.flatten(1, -2))  # [B, H*W, dim]
+        elif self.image:
             x = self.embed(x.flatten(1, -3)).flatten(2).transpose(1, 2)  # [B, tokens, dim]
         else:
             x = self.embed(x.flatten(1).unsqueeze(-1))
@@ -144,10 +169,14 @@ class ActorCritic(nn.Module):
         return logits, self.critic(h).squeeze(-1)
 
 
-def make_encoder(model_cfg, shape) -> nn.Module:
+def make_encoder(model_cfg, shape, board: bool = False) -> nn.Module:
     m = model_cfg
+    if board and len(shape) != 3:
+        raise ValueError("a board needs observations [H, W, planes]")
     if m.name == "transformer":
-        return Transformer(shape, m.patch, m.dim, m.layers, m.heads, m.dropout)
+        return Transformer(shape, m.patch, m.dim, m.layers, m.heads, m.dropout, cells=board)
+    if board and m.name in ("cnn", "impala"):
+        return BoardCNN(shape, m.hidden)
     if not is_image(shape):  # CNNs on vector observations fall back to an MLP of their width
         return MLP(shape, m.hidden, m.get("layers", 2))
     if m.name == "impala":
@@ -157,9 +186,10 @@ def make_encoder(model_cfg, shape) -> nn.Module:
     return MLP(shape, m.hidden, m.layers)
 
 
-def make_policy(model_cfg, observation_space, action_space) -> ActorCritic:
+def make_policy(model_cfg, observation_space, action_space, board: bool = False) -> ActorCritic:
+    """`board`: observations are a board game's planes, channels last (see the module notes)."""
     try:
-        encoder = make_encoder(model_cfg, observation_space.shape)
+        encoder = make_encoder(model_cfg, observation_space.shape, board)
     except (RuntimeError, ValueError) as e:
         raise UsageError(f"model {model_cfg.name} cannot take observations of shape "
                          f"{tuple(observation_space.shape)}: {str(e).splitlines()[0]}") from None

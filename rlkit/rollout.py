@@ -4,7 +4,11 @@ returns [T, N, ...] tensors on the policy's device; `advantages()` (GAE) and `mc
 
 Conventions: `dones[t]` is true when the episode ended with step t (the next observation
 starts a new episode, Gymnasium's SAME_STEP autoreset). A time-limit truncation is not a
-real end: the value of the final observation, discounted, is added to that step's reward."""
+real end: the value of the final observation, discounted, is added to that step's reward.
+
+Action masks: an env that has illegal moves (board games) gives the legal ones as
+`info["action_mask"]` ([N, A] bool) with every observation, on reset and on each step. They are
+passed to the policy when sampling and kept in the batch (`masks`) for the update."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +33,17 @@ class Rollout:
         self.actions = torch.zeros((self.T, n), dtype=torch.long, device=device)
         self.logprobs, self.values, self.rewards, self.dones = (
             torch.zeros((self.T, n), device=device) for _ in range(4))
-        self.next_obs = self._tensor(envs.reset(seed=seed)[0])
+        self._start(envs.reset(seed=seed))
+        self.masks = None if self.next_mask is None else torch.ones(
+            (self.T, n, envs.single_action_space.n), dtype=torch.bool, device=device)
+
+    def _start(self, reset) -> None:
+        obs, info = reset
+        self.next_obs, self.next_mask = self._tensor(obs), self._mask(info)
+
+    def _mask(self, info: dict):
+        mask = info.get("action_mask")
+        return None if mask is None else self._tensor(np.asarray(mask, dtype=bool))
 
     def _restart(self, error: Exception) -> None:
         from rlkit.config import RunError
@@ -43,7 +57,7 @@ class Rollout:
         except Exception:  # noqa: BLE001 - the old envs are broken; closing is best effort
             pass
         self.envs = self.remake()
-        self.next_obs = self._tensor(self.envs.reset(seed=self.seed + 7919 * self.restarts)[0])
+        self._start(self.envs.reset(seed=self.seed + 7919 * self.restarts))
 
     def _tensor(self, array) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array)).to(self.device, non_blocking=True)
@@ -54,7 +68,9 @@ class Rollout:
         episodes = []
         for t in range(self.T):
             self.obs[t] = self.next_obs
-            logits, value = policy(self.next_obs)
+            if self.masks is not None:
+                self.masks[t] = self.next_mask
+            logits, value = policy(self.next_obs, self.next_mask)
             dist = Categorical(logits=logits)
             action = dist.sample()
             self.actions[t], self.logprobs[t], self.values[t] = action, dist.log_prob(action), value
@@ -73,10 +89,12 @@ class Rollout:
                     reward[cut] += gamma * policy(final)[1].cpu().numpy()
             self.rewards[t] = self._tensor(reward)
             self.dones[t] = self._tensor(terminated | truncated)
-            self.next_obs = self._tensor(obs)
-        last_value = policy(self.next_obs)[1]
+            self.next_obs, self.next_mask = self._tensor(obs), self._mask(info)
+        last_value = policy(self.next_obs, self.next_mask)[1]
         batch = dict(obs=self.obs, actions=self.actions, logprobs=self.logprobs, values=self.values,
                      rewards=self.rewards, dones=self.dones, last_value=last_value)
+        if self.masks is not None:
+            batch["masks"] = self.masks
         return {k: v.clone() for k, v in batch.items()}, episodes
 
 

@@ -101,8 +101,10 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
         torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
     envs = make_vec(cfg)
+    pool = getattr(envs, "pool", None)  # self-play: the opponent pool
     try:
-        policy = make_policy(cfg.model, envs.single_observation_space, envs.single_action_space).to(device)
+        policy = make_policy(cfg.model, envs.single_observation_space, envs.single_action_space,
+                             board=cfg.env.family == "board").to(device)
         run_dir = Path(cfg.resume) if resume_from else make_run_dir(cfg)  # only once every check passed
     except UsageError:
         envs.close()
@@ -121,20 +123,25 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
         optimizer.load_state_dict(resume_from["optim"])
         checkpoint.restore_rng(resume_from["rng"])
         step, start_update = resume_from["counters"]["step"], resume_from["counters"]["update"]
+        if pool is not None:
+            pool.load_state(resume_from["pool"])
     # Resumed runs start fresh episodes; seeding by step keeps them off the first run's stream.
-    rollout = Rollout(envs, device, cfg.algo.num_steps, cfg.seed + step, remake=lambda: make_vec(cfg))
+    rollout = Rollout(envs, device, cfg.algo.num_steps, cfg.seed + step, remake=lambda: make_vec(cfg, pool))
     logger = Logger(run_dir, cfg, start_step=step, progress=cfg.progress)
     # REINFORCE without a learned baseline has no value to bootstrap truncations with.
     bootstrap = cfg.algo.name == "ppo" or cfg.algo.get("baseline", False)
 
     def save(name: str, update: int) -> None:
         checkpoint.save(run_dir / "checkpoints" / name, policy, optimizer, cfg, spaces,
-                        {"step": step, "update": update})
+                        {"step": step, "update": update}, pool.state() if pool is not None else None)
 
     batch_steps = cfg.algo.num_steps * cfg.num_envs
     num_updates = math.ceil(cfg.total_steps / batch_steps)
-    evaluation = video.EvalVideo(policy, cfg, device) if cfg.video_every else None
+    # Board games are watched in the terminal (rlkit.play), not as TensorBoard videos.
+    evaluation = video.EvalVideo(policy, cfg, device) if cfg.video_every and cfg.env.family != "board" else None
     last_ckpt, last_video, stop = step, step, StopRequest()
+    if pool is not None and not resume_from:
+        logger.scalars(step, pool.maybe_snapshot(policy, step))  # the first snapshot: the untrained policy
     try:
         for update in range(start_update + 1, num_updates + 1):
             lr = cfg.algo.lr * (1 - (update - 1) / num_updates if cfg.algo.anneal_lr else 1)
@@ -154,6 +161,8 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
             if evaluation and (step - last_video >= cfg.video_every or update == num_updates):
                 logger.note(f"evaluation video at step {step}: return {evaluation.log(logger.writer, step).ret:g}")
                 last_video = step
+            if pool is not None:
+                logger.scalars(step, pool.maybe_snapshot(policy, step))
             logger.advance(step)
             if stop.requested and update < num_updates:
                 save(f"step_{step}.safetensors", update)

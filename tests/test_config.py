@@ -46,7 +46,7 @@ def test_int_is_accepted_for_float():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("env=nope", "unknown env 'nope'; choose from: atari, breakout, cartpole"),
+    ("env=nope", "unknown env 'nope'; choose from: atari, board, breakout, cartpole"),
     ("model=nope", "unknown model 'nope'; choose from: cnn, impala, mlp, transformer"),
     ("algo=nope", "unknown algo 'nope'; choose from: ppo, reinforce"),
     ("bogus=1", "unknown key 'bogus'; valid keys: algo, amp"),

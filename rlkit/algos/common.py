@@ -7,9 +7,10 @@ from torch import nn
 from torch.distributions import Categorical
 
 
-def evaluate(policy, obs, actions):
-    """Log-probabilities of `actions`, entropies and values under the current policy."""
-    logits, value = policy(obs)
+def evaluate(policy, obs, actions, masks=None):
+    """Log-probabilities of `actions`, entropies and values under the current policy
+    (illegal actions masked out, as when the actions were sampled)."""
+    logits, value = policy(obs, masks)
     dist = Categorical(logits=logits)
     return dist.log_prob(actions), dist.entropy(), value
 

@@ -15,12 +15,13 @@ def update(policy, optimizer, batch, cfg) -> dict:
     obs, actions = batch["obs"].flatten(0, 1), batch["actions"].flatten()
     old_logp, old_v = batch["logprobs"].flatten(), batch["values"].flatten()
     adv, ret = adv.flatten(), ret.flatten()
+    masks = batch["masks"].flatten(0, 1) if "masks" in batch else None
     size = actions.shape[0]
     mb = max(1, size // cfg.minibatches)
     kls, clipfracs = [], []
     for _ in range(cfg.epochs):
         for idx in torch.randperm(size, device=actions.device).split(mb):
-            logp, entropy, value = evaluate(policy, obs[idx], actions[idx])
+            logp, entropy, value = evaluate(policy, obs[idx], actions[idx], None if masks is None else masks[idx])
             log_ratio = logp - old_logp[idx]
             ratio = log_ratio.exp()
             with torch.no_grad():

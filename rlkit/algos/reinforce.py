@@ -16,7 +16,8 @@ def update(policy, optimizer, batch, cfg) -> dict:
         return {"stats/used_fraction": 0.0}
     obs, actions = batch["obs"].flatten(0, 1)[keep], batch["actions"].flatten()[keep]
     ret = ret.flatten()[keep]
-    logp, entropy, value = evaluate(policy, obs, actions)
+    masks = batch["masks"].flatten(0, 1)[keep] if "masks" in batch else None
+    logp, entropy, value = evaluate(policy, obs, actions, masks)
     adv = ret - value.detach() if cfg.baseline else ret
     if cfg.norm_adv:
         adv = normalize(adv)

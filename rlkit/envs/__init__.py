@@ -3,7 +3,10 @@
 Each single env records the game's own score (`info["episode"]`) below any reward scaling or
 clipping, so `episode/return` is always what the game says. Vector envs reset in the SAME step
 an episode ends: the returned observation starts the next episode and the last one's final
-observation is in `info["final_obs"]`, which the rollout uses to bootstrap truncations."""
+observation is in `info["final_obs"]`, which the rollout uses to bootstrap truncations.
+
+Board games (`family: board`) train by self-play: `make_vec` gives the self-play vector env
+(rlkit/envs/selfplay.py) and `make_env` the PettingZoo game itself (two seats, AEC API)."""
 from __future__ import annotations
 
 import signal
@@ -15,9 +18,9 @@ from rlkit.config import UsageError
 
 
 def _families():
-    from rlkit.envs import atari, classic, doom
+    from rlkit.envs import atari, board, classic, doom
 
-    return {"doom": doom.make, "atari": atari.make, "classic": classic.make}
+    return {"doom": doom.make, "atari": atari.make, "classic": classic.make, "board": board.make_game}
 
 
 def stats_and_limit(env: gym.Env, max_episode_steps) -> gym.Env:
@@ -37,6 +40,8 @@ def make_env(env_cfg, render_mode=None) -> gym.Env:
     if env_cfg.family not in families:
         raise UsageError(f"unknown env family {env_cfg.family!r}; choose from: {', '.join(families)}")
     env = families[env_cfg.family](env_cfg, render_mode=render_mode)
+    if env_cfg.family == "board":
+        return env
     if not isinstance(env.action_space, gym.spaces.Discrete):
         raise UsageError(f"env {env_cfg.name}: only discrete action spaces are supported, got {env.action_space}")
     return env
@@ -68,9 +73,14 @@ def backend(env_cfg) -> str:
     return "envpool" if envpool_available() else "gymnasium"
 
 
-def make_vec(cfg) -> gym.vector.VectorEnv:
+def make_vec(cfg, pool=None) -> gym.vector.VectorEnv:
     """`cfg.num_envs` copies of `cfg.env`, stepped together: EnvPool's threads for Atari when
-    installed, else Gymnasium's vector env (sync, or async with shared memory)."""
+    installed, else Gymnasium's vector env (sync, or async with shared memory). Board games:
+    the self-play env, with `pool` as its opponent pool (default: a new one)."""
+    if cfg.env.family == "board":
+        from rlkit.envs import selfplay
+
+        return selfplay.make(cfg, pool)
     if backend(cfg.env) == "envpool":
         from rlkit.envs.atari import EnvPoolAtari
 

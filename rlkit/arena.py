@@ -1,0 +1,81 @@
+"""Round-robin tournament between board-game agents, in both seats:
+
+    python -m rlkit.arena env=connect_four agents=[runs/a,random,alphabeta] games=100 depth=4
+
+`agents`: run folders, checkpoint files, or baselines (random; minimax for tictactoe;
+alphabeta for connect_four, depth=N). Every pair plays `games` games, each agent first in half
+of them. Trained agents play their most likely move (greedy=false: sample). Prints each
+pairing's result and a table of win/draw/loss with Elo ratings (maximum likelihood over all
+games; `random` at 0 when it plays, else the mean at 0) and bootstrap 95% intervals."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from rlkit import elo
+from rlkit.config import UsageError, board_env, cli, command_args
+from rlkit.envs.selfplay import play_match
+from rlkit.opponents import load_player
+
+DEFAULTS = {"env": "", "agents": "", "games": 100, "depth": 4, "greedy": True, "seed": 0}
+
+
+def tournament(env_cfg, players: list, games: int, seed: int = 0) -> list[tuple[int, int, float]]:
+    """All games of the round robin as (i, j, score of i)."""
+    results = []
+    for i, j in itertools.combinations(range(len(players)), 2):
+        scores = play_match(env_cfg, players[i], players[j], games, seed + 1000 * i + j)
+        results += [(i, j, s) for s in scores]
+    return results
+
+
+def table(names: list[str], results, seed: int = 0) -> str:
+    n = len(names)
+    wdl = np.zeros((n, 3), dtype=int)
+    for i, j, s in results:
+        k = {1.0: 0, 0.5: 1, 0.0: 2}[s]
+        wdl[i, k] += 1
+        wdl[j, 2 - k] += 1
+    anchor = names.index("random") if "random" in names else None
+    ratings = elo.fit(n, results, anchor)
+    low, high = elo.interval(n, results, anchor, seed=seed)
+    width = max(len(s) for s in names + ["agent"])
+    lines = [f"{'agent':<{width}}  {'W':>5} {'D':>5} {'L':>5}  {'score':>6}  {'Elo':>6}  95% interval"]
+    for k in np.argsort(-ratings):
+        w, d, lo = wdl[k]
+        score = (w + 0.5 * d) / max(w + d + lo, 1)
+        lines.append(f"{names[k]:<{width}}  {w:5d} {d:5d} {lo:5d}  {score:6.1%}  {ratings[k]:6.0f}  "
+                     f"[{low[k]:.0f}, {high[k]:.0f}]")
+    return "\n".join(lines)
+
+
+def pairings(names: list[str], results) -> str:
+    lines = []
+    for i, j in itertools.combinations(range(len(names)), 2):
+        s = [r[2] for r in results if r[0] == i and r[1] == j]
+        lines.append(f"{names[i]} vs {names[j]}: {s.count(1.0)} won, {s.count(0.5)} drawn, {s.count(0.0)} lost")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> str:
+    args, env_overrides = command_args(argv, DEFAULTS)
+    specs = [s.strip() for s in args["agents"].strip("[]").split(",") if s.strip()]
+    if not args["env"] or len(specs) < 2:
+        raise UsageError("give env=GAME and at least two agents, e.g. "
+                         "python -m rlkit.arena env=tictactoe agents=[runs/a,random,minimax]")
+    if args["games"] < 1:
+        raise UsageError(f"games must be > 0, got {args['games']}")
+    env_cfg = board_env(args["env"], env_overrides)
+    players = [load_player(s, env_cfg, args["greedy"], args["depth"], args["seed"]) for s in specs]
+    names = [p.name if s in ("random", "minimax", "alphabeta") else s for p, s in zip(players, specs)]
+    if len(set(names)) < len(names):
+        raise UsageError(f"each agent may appear once; got {', '.join(specs)}")
+    results = tournament(env_cfg, players, args["games"], args["seed"])
+    out = f"{pairings(names, results)}\n\n{table(names, results, args['seed'])}"
+    print(out)
+    return out
+
+
+if __name__ == "__main__":
+    cli(main)

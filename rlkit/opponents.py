@@ -1,0 +1,207 @@
+"""Players for two-player board games, all behind one interface:
+
+    player.act(observation, action_mask) -> int              # one position, as env.last() gives it
+    player.act_batch(observations, masks) -> np.ndarray     # [B, ...] and [B, A]: one call for many games
+
+Observations are from the mover's point of view: channel 0 holds the mover's stones, channel 1
+the opponent's. Baselines: `random`; `minimax` (perfect tic-tac-toe, memoized; a random choice
+among the best moves, the quickest win first); `alphabeta` (Connect Four, a configurable depth,
+a heuristic evaluation of the lines of four at the horizon)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.distributions import Categorical
+
+from rlkit.config import UsageError
+
+
+class Player:
+    name = "player"
+
+    def act(self, observation, action_mask) -> int:
+        return int(self.act_batch(np.asarray(observation)[None], np.asarray(action_mask, bool)[None])[0])
+
+    def act_batch(self, observations, masks) -> np.ndarray:
+        return np.array([self.choose(o, m.astype(bool)) for o, m in zip(observations, masks)], dtype=np.int64)
+
+    def choose(self, observation, mask) -> int:
+        raise NotImplementedError
+
+
+class RandomPlayer(Player):
+    name = "random"
+
+    def __init__(self, seed=None):
+        self.rng = np.random.default_rng(seed)
+
+    def act_batch(self, observations, masks) -> np.ndarray:
+        masks = np.asarray(masks, bool)
+        u = self.rng.random(masks.shape) * masks
+        return u.argmax(1)  # uniform among the legal moves
+
+
+class PolicyPlayer(Player):
+    """A network `(obs, mask) -> (logits, value)`: sampled moves, or the most likely (greedy)."""
+
+    def __init__(self, policy, name="policy", greedy=False, device="cpu"):
+        self.policy, self.name, self.greedy, self.device = policy, name, greedy, torch.device(device)
+
+    @torch.inference_mode()
+    def act_batch(self, observations, masks) -> np.ndarray:
+        obs = torch.as_tensor(np.asarray(observations), device=self.device)
+        mask = torch.as_tensor(np.asarray(masks, bool), device=self.device)
+        logits, _ = self.policy(obs, mask)
+        action = logits.argmax(-1) if self.greedy else Categorical(logits=logits).sample()
+        return action.cpu().numpy()
+
+
+LINES3 = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6)]
+
+
+class Minimax(Player):
+    """Perfect tic-tac-toe. Cell r*3+c of the observation is move r*3+c."""
+
+    name = "minimax"
+
+    def __init__(self, seed=None):
+        self.rng = np.random.default_rng(seed)
+        self.memo: dict[tuple[int, int], int] = {}
+
+    def value(self, mine: int, theirs: int) -> int:
+        """Value for the mover (bit masks of stones): 1 + empty cells left at a win, 0 draw, minus at a loss."""
+        key = (mine, theirs)
+        if key not in self.memo:
+            empty = [i for i in range(9) if not (mine | theirs) >> i & 1]
+            if any(all(theirs >> i & 1 for i in line) for line in LINES3):
+                self.memo[key] = -(1 + len(empty))  # the player who just moved has won
+            else:
+                self.memo[key] = max((-self.value(theirs, mine | 1 << i) for i in empty), default=0)
+        return self.memo[key]
+
+    def move_values(self, observation) -> dict[int, int]:
+        flat = np.asarray(observation).reshape(9, 2)
+        mine = sum(1 << i for i in range(9) if flat[i, 0])
+        theirs = sum(1 << i for i in range(9) if flat[i, 1])
+        return {i: -self.value(theirs, mine | 1 << i) for i in range(9) if not (mine | theirs) >> i & 1}
+
+    def choose(self, observation, mask) -> int:
+        values = {a: v for a, v in self.move_values(observation).items() if mask[a]}
+        best = max(values.values())
+        return int(self.rng.choice([a for a, v in values.items() if v == best]))
+
+
+def _c4_lines(rows=6, cols=7) -> np.ndarray:
+    lines = []
+    for r in range(rows):
+        for c in range(cols):
+            for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+                cells = [(r + k * dr, c + k * dc) for k in range(4)]
+                if all(0 <= rr < rows and 0 <= cc < cols for rr, cc in cells):
+                    lines.append([rr * cols + cc for rr, cc in cells])
+    return np.array(lines)
+
+
+class AlphaBeta(Player):
+    """Connect Four negamax with alpha-beta pruning to `depth` plies. Wins score +-1e6 (sooner is
+    better); at the horizon, each line of four open to one side scores 1, 10 or 100 for 1, 2 or
+    3 stones in it, plus 3 per stone in the centre column. Row 5 of the observation is the bottom."""
+
+    LINES = _c4_lines()
+    WEIGHTS = np.array([0.0, 1.0, 10.0, 100.0, 0.0])
+    ORDER = (3, 2, 4, 1, 5, 0, 6)  # centre first: better pruning
+    WIN = 1e6
+
+    def __init__(self, depth=4, seed=None):
+        self.depth, self.name, self.rng = depth, f"alphabeta{depth}", np.random.default_rng(seed)
+        self.through = [self.LINES[(self.LINES == i).any(1)] for i in range(42)]
+
+    def evaluate(self, mine, theirs) -> float:
+        m, t = mine[self.LINES].sum(1), theirs[self.LINES].sum(1)
+        score = self.WEIGHTS[m][t == 0].sum() - self.WEIGHTS[t][m == 0].sum()
+        return score + 3.0 * (mine.reshape(6, 7)[:, 3].sum() - theirs.reshape(6, 7)[:, 3].sum())
+
+    def negamax(self, mine, theirs, depth, alpha, beta) -> float:
+        filled = mine | theirs
+        if filled.all():
+            return 0.0
+        if depth == 0:
+            return self.evaluate(mine, theirs)
+        best = -np.inf
+        for col in self.ORDER:
+            cell = self.drop(filled, col)
+            if cell is None:
+                continue
+            mine[cell] = True
+            if mine[self.through[cell]].all(1).any():
+                value = self.WIN + depth
+            else:
+                value = -self.negamax(theirs, mine, depth - 1, -beta, -alpha)
+            mine[cell] = False
+            best, alpha = max(best, value), max(alpha, value)
+            if alpha >= beta:
+                break
+        return best
+
+    @staticmethod
+    def drop(filled, col):
+        for row in range(5, -1, -1):
+            if not filled[row * 7 + col]:
+                return row * 7 + col
+        return None
+
+    def choose(self, observation, mask) -> int:
+        obs = np.asarray(observation).reshape(42, 2).astype(bool)
+        mine, theirs = obs[:, 0].copy(), obs[:, 1].copy()
+        values = {}
+        for col in np.flatnonzero(mask):
+            cell = self.drop(mine | theirs, col)
+            mine[cell] = True
+            win = mine[self.through[cell]].all(1).any()
+            values[int(col)] = self.WIN + self.depth if win else -self.negamax(
+                theirs, mine, self.depth - 1, -np.inf, np.inf)
+            mine[cell] = False
+        best = max(values.values())
+        return int(self.rng.choice([c for c, v in values.items() if v == best]))
+
+
+def baselines(game: str, depth: int = 4, seed=None) -> dict:
+    """The built-in opponents for `game`: name -> a function making one."""
+    out = {"random": lambda: RandomPlayer(seed)}
+    if game == "tictactoe":
+        out["minimax"] = lambda: Minimax(seed)
+    if game == "connect_four":
+        out["alphabeta"] = lambda: AlphaBeta(depth, seed)
+    return out
+
+
+def make_baseline(game: str, name: str, depth: int = 4, seed=None) -> Player:
+    made = baselines(game, depth, seed)
+    if name not in made:
+        raise UsageError(f"no baseline {name!r} for {game}; choose from: {', '.join(made)}")
+    return made[name]()
+
+
+def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=None) -> Player:
+    """A baseline by name, or a trained agent from a run folder or checkpoint file."""
+    from pathlib import Path
+
+    from rlkit.agent import load_agent
+
+    made = baselines(env_cfg.game, depth, seed)
+    if spec in made:
+        return made[spec]()
+    if not Path(spec).exists():
+        raise UsageError(f"unknown agent {spec!r}: not a run folder or checkpoint file, nor a baseline for "
+                         f"{env_cfg.game} ({', '.join(made)})")
+    agent = load_agent(spec)
+    trained = agent.cfg.env
+    if trained.family != "board" or trained.game != env_cfg.game or (
+            env_cfg.game == "go" and trained.board_size != env_cfg.board_size):
+        what = trained.get("game", trained.name)
+        raise UsageError(f"agent {spec} was trained on {what}"
+                         f"{f' {trained.board_size}x{trained.board_size}' if what == 'go' else ''}, "
+                         f"not on {env_cfg.game}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    return PolicyPlayer(agent.policy, Path(spec).name or spec, greedy=greedy)

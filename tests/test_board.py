@@ -1,0 +1,152 @@
+"""Board games: PettingZoo's observation as is, seats and reward bookkeeping on scripted
+games, masking in the rollout and the learners, and both board encoders."""
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from rlkit.config import load_config
+from rlkit.envs.board import Game, make_game
+from rlkit.envs.selfplay import Fixed, SelfPlay, play_match
+from rlkit.nets import make_policy
+from rlkit.opponents import Player, RandomPlayer
+
+
+def env_cfg(name="tictactoe", *overrides):
+    return load_config([f"env={name}", *overrides]).env
+
+
+class Script(Player):
+    """Plays the given moves in order, whatever the board."""
+
+    def __init__(self, moves):
+        self.moves = list(moves)
+
+    def act_batch(self, observations, masks):
+        return np.array([self.moves.pop(0) for _ in range(len(observations))])
+
+
+@pytest.mark.parametrize("game", ["tictactoe", "connect_four", "go"])
+def test_observation_and_mask_are_exactly_pettingzoos_last(game):
+    cfg = env_cfg(game, "env.board_size=5") if game == "go" else env_cfg(game)
+    ours, theirs = Game(cfg), make_game(cfg)
+    ours.reset(seed=3)
+    theirs.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        obs, mask = ours.observe()
+        last = theirs.last()[0]
+        assert obs.dtype == last["observation"].dtype
+        np.testing.assert_array_equal(obs, last["observation"])
+        np.testing.assert_array_equal(mask, last["action_mask"].astype(bool))
+        action = int(rng.choice(np.flatnonzero(mask)))
+        ours.step(action)
+        theirs.step(action)
+
+
+def test_illegal_move_is_refused():
+    g = Game(env_cfg())
+    g.reset()
+    g.step(4)
+    with pytest.raises(ValueError, match="illegal move 4"):
+        g.step(4)
+
+
+def test_learner_seat_sees_its_own_pieces_and_a_loss_by_the_opponents_reply_is_its_reward():
+    # Learner plays second (seat 1): X (opponent) takes 0, 1, 2 while the learner plays 3, 4.
+    envs = SelfPlay(env_cfg(), 1, Fixed(Script([0, 1, 2, 8])), seats="second")
+    obs, info = envs.reset(seed=0)  # the opponent opens with 0
+    assert obs[0, 0, 0, 1] == 1 and obs[0, 0, 0, 0] == 0  # its X is in the learner's "theirs" plane
+    assert info["action_mask"][0].tolist() == [False] + [True] * 8
+    obs, r, term, trunc, info = envs.step([3])
+    assert r[0] == 0 and not term[0]
+    assert obs[0, 1, 0, 0] == 1  # the learner's own move is in its "mine" plane
+    obs, r, term, trunc, info = envs.step([4])  # the opponent's reply 2 completes 0-1-2
+    assert r[0] == -1 and term[0] and not trunc[0]
+    assert info["final_info"]["episode"]["r"][0] == -1
+    assert info["final_info"]["episode"]["l"][0] == 2  # the learner's own moves
+    final = info["final_obs"][0]
+    assert final[0, :, 1].tolist() == [1, 1, 1]  # final board from the learner's side
+    assert obs[0].sum() == 1 and obs[0, 2, 2, 1] == 1  # a new game, opened by the opponent at 8
+
+
+def test_learner_win_and_seat_bookkeeping_over_many_games():
+    envs = SelfPlay(env_cfg(), 16, Fixed(RandomPlayer(0)))
+    obs, info = envs.reset(seed=1)
+    rng = np.random.default_rng(1)
+    results = []
+    for _ in range(200):
+        seats = info["seat"].copy()
+        # It is always the learner's turn: its stones never outnumber the opponent's when second.
+        mine, theirs = obs[..., 0].sum((1, 2)), obs[..., 1].sum((1, 2))
+        assert np.all(theirs - mine == seats)  # first: as many stones each; second: one fewer
+        actions = [rng.choice(np.flatnonzero(m)) for m in info["action_mask"]]
+        obs, r, term, _, info = envs.step(actions)
+        results += list(r[term])
+    assert set(results) <= {-1.0, 0.0, 1.0} and len(results) > 100
+    assert 0.1 < np.mean(np.array(results) == 1) < 0.9
+
+
+def test_play_match_alternates_seats_and_scores_from_the_first_players_side():
+    from rlkit.opponents import Minimax
+
+    scores = play_match(env_cfg(), RandomPlayer(0), Minimax(0), 20, seed=0)
+    assert len(scores) == 20 and max(scores) <= 0.5  # random never beats perfect play
+    scores = play_match(env_cfg(), Minimax(0), Minimax(1), 10)
+    assert scores == [0.5] * 10  # perfect play draws, in both seats
+
+
+def test_rollout_stores_masks_and_policy_never_samples_illegal_moves():
+    from rlkit.rollout import Rollout
+
+    cfg = load_config(["env=tictactoe", "model=mlp", "num_envs=4"])
+    envs = SelfPlay(cfg.env, 4, Fixed(RandomPlayer(0)))
+    policy = make_policy(cfg.model, envs.single_observation_space, envs.single_action_space, board=True)
+    with torch.no_grad():  # a strong preference for cell 4, which is often taken
+        policy.actor.bias[4] = 50.0
+    rollout = Rollout(envs, torch.device("cpu"), 24, seed=0)
+    batch, episodes = rollout.collect(policy, 1.0)  # SelfPlay.step raises on an illegal move
+    assert batch["masks"].shape == (24, 4, 9) and batch["masks"].dtype == torch.bool
+    taken = batch["masks"].gather(2, batch["actions"].unsqueeze(-1))
+    assert taken.all() and not batch["masks"].all()
+    assert episodes and all(r in (-1.0, 0.0, 1.0) for r, _ in episodes)
+
+
+def test_learners_use_the_mask_when_re_evaluating():
+    from rlkit.algos.common import evaluate
+
+    cfg = load_config(["env=tictactoe", "model=mlp"])
+    envs = SelfPlay(cfg.env, 2, Fixed(RandomPlayer(0)))
+    policy = make_policy(cfg.model, envs.single_observation_space, envs.single_action_space, board=True)
+    obs = torch.zeros(2, 3, 3, 2)
+    masks = torch.zeros(2, 9, dtype=torch.bool)
+    masks[:, [2, 5]] = True
+    logp, entropy, _ = evaluate(policy, obs, torch.tensor([2, 5]), masks)
+    assert torch.allclose(entropy, torch.full((2,), np.log(2)), atol=1e-2)  # two legal moves only
+    assert torch.all(logp > np.log(0.4))
+
+
+@pytest.mark.parametrize("model", ["cnn", "transformer"])
+@pytest.mark.parametrize("game", ["tictactoe", "connect_four"])
+def test_board_cnn_and_transformer_policies(model, game):
+    cfg = load_config([f"env={game}", f"model={model}"])
+    g = Game(cfg.env)
+    policy = make_policy(cfg.model, g.observation_space, gym.spaces.Discrete(g.num_actions), board=True)
+    obs, mask = g.observe()
+    logits, value = policy(torch.as_tensor(np.stack([obs, obs])), torch.as_tensor(np.stack([mask, mask])))
+    assert logits.shape == (2, g.num_actions) and value.shape == (2,)
+    # each cell is its own token / keeps its place: moving a stone changes the output
+    other = obs.copy()
+    other[0, 0, 0] = 1
+    assert not torch.allclose(policy(torch.as_tensor(other[None]))[0], policy(torch.as_tensor(obs[None]))[0])
+    # a short PPO update goes through the masked batch
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    from rlkit.algos import ppo
+
+    batch = {"obs": torch.as_tensor(np.stack([obs] * 4)).reshape(2, 2, *obs.shape),
+             "actions": torch.zeros(2, 2, dtype=torch.long), "logprobs": torch.full((2, 2), -2.0),
+             "values": torch.zeros(2, 2), "rewards": torch.ones(2, 2), "dones": torch.zeros(2, 2),
+             "last_value": torch.zeros(2), "masks": torch.as_tensor(np.stack([mask] * 4)).reshape(2, 2, -1)}
+    stats = ppo.update(policy, opt, batch, OmegaConf.merge(cfg.algo, {"minibatches": 1, "epochs": 1}))
+    assert np.isfinite(stats["loss/policy"])

@@ -1,0 +1,234 @@
+"""Baselines, the opponent pool (sampling, Elo, checkpointing), rlkit.play through stdin,
+rlkit.arena, and a tiny self-play training run that resumes with its pool."""
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from rlkit import elo
+from rlkit.config import load_config
+from rlkit.opponents import AlphaBeta, Minimax, RandomPlayer
+from rlkit.pool import OpponentPool
+from tests.conftest import run_cli
+
+
+def board(cells_mine, cells_theirs, shape=(3, 3)):
+    obs = np.zeros((*shape, 2), np.int8)
+    for c in cells_mine:
+        obs[c // shape[1], c % shape[1], 0] = 1
+    for c in cells_theirs:
+        obs[c // shape[1], c % shape[1], 1] = 1
+    mask = np.ones(shape[0] * shape[1], bool) if shape == (3, 3) else (obs[0].sum(-1) == 0)
+    if shape == (3, 3):
+        mask[list(cells_mine) + list(cells_theirs)] = False
+    return obs, mask
+
+
+def test_minimax_values_and_moves():
+    m = Minimax(0)
+    assert m.value(0, 0) == 0  # tic-tac-toe is a draw
+    obs, mask = board([0, 1], [3, 4])
+    assert m.act(obs, mask) == 2  # win at once rather than block
+    obs, mask = board([4], [0, 8])  # O to move after X 0, O 4, X 8: an edge draws, a corner loses
+    values = m.move_values(obs)
+    assert {a for a, v in values.items() if v == 0} == {1, 3, 5, 7}
+    assert m.act(obs, mask) in (1, 3, 5, 7)
+    obs, mask = board([4], [0, 1])
+    assert m.act(obs, mask) == 2  # the only move that does not lose
+    assert m.move_values(obs)[2] == 0 and all(v < 0 for a, v in m.move_values(obs).items() if a != 2)
+
+
+def test_alphabeta_wins_and_blocks_in_connect_four():
+    ab = AlphaBeta(depth=2, seed=0)
+    # bottom row (row 5): mine at columns 0, 1, 2 -> play 3 to win
+    obs, mask = board([35, 36, 37], [28, 29, 30], (6, 7))
+    assert ab.act(obs, mask) == 3
+    # theirs threatens 4 in column 6 (rows 5, 4, 3): block at the top of the stack
+    obs, mask = board([35, 36], [41, 34, 27], (6, 7))
+    assert ab.act(obs, mask) == 6
+
+
+def test_alphabeta_beats_random_and_minimax_never_loses():
+    from rlkit.envs.selfplay import play_match
+
+    c4 = load_config(["env=connect_four"]).env
+    assert np.mean(play_match(c4, AlphaBeta(2, 0), RandomPlayer(1), 10)) >= 0.9
+    ttt = load_config(["env=tictactoe"]).env
+    assert min(play_match(ttt, Minimax(0), RandomPlayer(1), 60)) >= 0.5
+
+
+def test_elo_update_matches_hand_computed_values():
+    assert elo.expected(1200, 1000) == pytest.approx(1 / (1 + 10 ** (-0.5)))  # 0.7597
+    ra, rb = elo.update(1200, 1000, 0.0, 32)  # the favourite loses
+    assert ra == pytest.approx(1200 - 32 * 0.759747, abs=1e-3) and rb == pytest.approx(1000 + 32 * 0.759747, abs=1e-3)
+    ra, rb = elo.update(1000, 1000, 0.5, 16)
+    assert (ra, rb) == (1000, 1000)
+
+
+def test_elo_fit_recovers_a_known_gap():
+    # A scores 75% against B: the maximum-likelihood gap is 400 log10(3) = 190.8 (plus one virtual draw)
+    games = [(0, 1, 1.0)] * 300 + [(0, 1, 0.0)] * 100
+    r = elo.fit(2, games, anchor=1)
+    wins, n = 300 + 0.5, 400 + 1
+    assert r[1] == 0 and r[0] == pytest.approx(400 * np.log10(wins / (n - wins)), abs=0.5)
+    low, high = elo.interval(2, games, anchor=1, reps=100)
+    assert low[0] < r[0] < high[0] and high[0] - low[0] < 150
+
+
+def pool_cfg(**kw):
+    base = load_config(["env=tictactoe"]).env.selfplay
+    return OmegaConf.merge(base, kw)
+
+
+def make_pool(match=None, **kw):
+    import gymnasium as gym
+
+    from rlkit.envs.board import Game
+    from rlkit.nets import make_policy
+
+    cfg = load_config(["env=tictactoe", "model=mlp"])
+    g = Game(cfg.env)
+
+    def make_net():
+        return make_policy(cfg.model, g.observation_space, gym.spaces.Discrete(9), board=True)
+    return OpponentPool(pool_cfg(**kw), "tictactoe", make_net, match or (lambda a, b, n, s: [0.5] * n), seed=0), make_net
+
+
+def test_pool_priorities_and_sampling_match_hand_computed_values():
+    pool, make_net = make_pool(priority_power=2.0, latest_prob=0.25, score_rate=0.5)
+    pool.add_snapshot(make_net(), 0)
+    pool.add_snapshot(make_net(), 100)
+    pool.record("random", 1.0)     # score 0.5 -> 0.75
+    pool.record("step_0", 0.0)     # 0.5 -> 0.25
+    pool.record("step_100", 0.5)   # stays 0.5
+    w = np.array([0.25 ** 2, 0.75 ** 2, 0.5 ** 2])
+    np.testing.assert_allclose(pool.probabilities(), w / w.sum())
+    draws = [pool.sample() for _ in range(20000)]
+    expect = {n: 0.75 * p for n, p in zip(pool.members, w / w.sum())}
+    expect["step_100"] += 0.25
+    for name, p in expect.items():
+        assert draws.count(name) / len(draws) == pytest.approx(p, abs=0.015)
+
+
+def test_pool_elo_updates_and_eviction():
+    # Every new snapshot wins all its games: Elo of game-by-game updates, anchor fixed at 0.
+    pool, make_net = make_pool(match=lambda a, b, n, s: [1.0] * n, eval_games=2, eval_opponents=4,
+                               elo_k=16.0, max_snapshots=2)
+    pool.add_snapshot(make_net(), 0)  # vs random only
+    r = 0.0
+    for _ in range(2):
+        r += 16 * (1 - elo.expected(r, 0.0))
+    assert pool.members["step_0"]["elo"] == pytest.approx(r)
+    assert pool.members["random"]["elo"] == 0
+    pool.add_snapshot(make_net(), 10)  # starts at step_0's rating; plays step_0, then random
+    a, b = r, r
+    for _ in range(2):
+        a, b = elo.update(a, b, 1.0, 16)
+    for _ in range(2):
+        a += 16 * (1 - elo.expected(a, 0.0))
+    assert pool.members["step_10"]["elo"] == pytest.approx(a)
+    assert pool.members["step_0"]["elo"] == pytest.approx(b)
+    pool.add_snapshot(make_net(), 20)
+    assert pool.snapshots == ["step_10", "step_20"]  # max_snapshots=2: the oldest left
+    assert pool.maybe_snapshot(make_net(), 25) == {}  # not due (snapshot_every)
+    assert "elo/latest" in pool.maybe_snapshot(make_net(), 20 + pool.cfg.snapshot_every)
+
+
+def test_pool_state_round_trips_through_a_checkpoint(tmp_path):
+    from rlkit import checkpoint
+
+    pool, make_net = make_pool()
+    net = make_net()
+    pool.add_snapshot(net, 0)
+    pool.record("step_0", 1.0)
+    cfg = load_config(["env=tictactoe", "model=mlp"])
+    opt = torch.optim.Adam(net.parameters())
+    path = checkpoint.save(tmp_path / "c.safetensors", net, opt, cfg, {}, {"step": 0, "update": 0}, pool.state())
+    loaded = checkpoint.load(path)
+    other, _ = make_pool()
+    other.load_state(loaded["pool"])
+    assert other.members == pool.members and other.last_snapshot == 0
+    assert other.sample() == pool.sample()  # the sampling stream goes on where it was
+    obs = torch.zeros(1, 3, 3, 2)
+    assert torch.equal(other.player("step_0").policy(obs)[0], net(obs)[0])
+
+
+def test_play_through_stdin_with_illegal_input():
+    # The person (X) types junk, an off-board cell, a fair move, the same cell again, then
+    # cells in order; illegal inputs are refused with the legal moves and the game goes on.
+    moves = "x\n9\n4\n4\n0\n1\n2\n3\n5\n6\n7\n8\n"
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-m", "rlkit.play", "env=tictactoe", "agent=minimax", "seed=0"],
+                         input=moves, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "illegal move 'x'; legal moves: 0 1 2 3 4 5 6 7 8" in text
+    assert "illegal move '9'" in text
+    assert text.count("illegal move '4'") == 1  # 4 was legal once, then taken
+    assert "agent plays" in text and " X | " in text
+    assert text.rstrip().endswith(("you lose", "draw"))  # never "you win" against perfect play
+    assert text.count("agent plays") >= 3
+
+
+def test_play_as_second_and_bad_input():
+    out = run_cli("rlkit.play", "env=tictactoe", "agent=random", "seat=second", "seed=1", timeout=120)
+    # stdin is empty: the agent opens, then the game is abandoned with a message
+    assert "agent plays" in out.stdout and "input ended" in out.stdout and out.returncode == 1
+    bad = run_cli("rlkit.play", "env=tictactoe", "agent=random", "seat=middle")
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: seat must be one of: first, second; got 'middle'"
+    bad = run_cli("rlkit.play", "env=cartpole", "agent=random")
+    assert bad.returncode == 2 and "not a board game; choose from: board, connect_four, go, tictactoe" in bad.stderr
+    bad = run_cli("rlkit.arena", "env=connect_four", "agents=[random,minimax]")
+    assert bad.returncode == 2 and "nor a baseline for connect_four (random, alphabeta)" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_arena_table():
+    from rlkit.arena import main
+
+    out = main(["env=tictactoe", "agents=[random,minimax]", "games=20"])
+    assert "random vs minimax: 0 won" in out
+    rows = {line.split()[0]: line.split() for line in out.split("\n\n")[1].splitlines()[1:]}
+    minimax_row, random_row = rows["minimax"], rows["random"]
+    assert int(minimax_row[3]) == 0 and int(minimax_row[1]) + int(minimax_row[2]) == 20
+    assert float(random_row[5]) == 0 and float(minimax_row[5]) > 100
+
+
+def test_selfplay_training_logs_elo_and_resumes_with_its_pool(train, tmp_path):
+    from rlkit import checkpoint
+    from rlkit.train import main
+
+    run = train("env=tictactoe", "model=mlp", "num_envs=8", "algo.num_steps=16", "total_steps=512",
+                "env.selfplay.snapshot_every=256", "env.selfplay.eval_games=4", "checkpoint_every=256")
+    ckpt = checkpoint.load(run / "checkpoints" / "final.safetensors")
+    members = ckpt["pool"]["meta"]["members"]
+    assert list(members) == ["random", "step_0", "step_256", "step_512"]
+    assert sum(m["games"] for m in members.values()) > 20
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(run))
+    ea.Reload()
+    assert len(ea.Scalars("elo/latest")) == 3
+    main([f"resume={run}", "total_steps=768", "progress=false"])
+    resumed = checkpoint.load(run / "checkpoints" / "final.safetensors")
+    assert list(resumed["pool"]["meta"]["members"]) == ["random", "step_0", "step_256", "step_512", "step_768"]
+    assert resumed["pool"]["meta"]["members"]["step_256"]["games"] >= members["step_256"]["games"]
+
+
+def test_a_snapshot_dropped_from_the_pool_finishes_its_games():
+    from rlkit.envs.selfplay import SelfPlay
+
+    pool, make_net = make_pool(max_snapshots=1, latest_prob=1.0)
+    pool.add_snapshot(make_net(), 0)
+    envs = SelfPlay(load_config(["env=tictactoe"]).env, 8, pool)
+    _, info = envs.reset(seed=0)
+    assert set(envs.opponent) == {"step_0"}
+    pool.add_snapshot(make_net(), 1)  # step_0 leaves the pool while its games go on
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        info = envs.step([rng.choice(np.flatnonzero(m)) for m in info["action_mask"]])[4]
+    assert "step_0" not in envs.opponent and "step_0" not in pool.members
