@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-GROUPS = ("env", "algo", "model")
+GROUPS = ("env", "algo", "model", "runner")
 
 
 def config_dir() -> Path:
@@ -125,7 +125,8 @@ def _check_types(cfg: DictConfig, base: DictConfig, prefix: str = "") -> None:
 
 
 _POSITIVE = ("total_steps", "num_envs", "algo.lr", "algo.num_steps", "algo.epochs", "algo.minibatches",
-             "env.frame_skip", "env.frame_stack")
+             "env.frame_skip", "env.frame_stack", "runner.workers", "runner.cpus_per_worker",
+             "runner.start_timeout")
 _CHOICES = {"vector": ("sync", "async")}
 
 
