@@ -144,7 +144,8 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
                         {"step": step, "update": update})
 
     batch_steps = cfg.algo.num_steps * collector.num_envs
-    num_updates = math.ceil(cfg.total_steps / batch_steps)
+    # Counted from the steps left: a resumed run may collect wider or narrower batches (runner.workers).
+    num_updates = start_update + math.ceil((cfg.total_steps - step) / batch_steps)
     last_ckpt, stop = step, StopRequest()
     try:
         for update in range(start_update + 1, num_updates + 1):
