@@ -2,13 +2,19 @@
 
     python -m rlkit.bench env=doom threshold=80                  # raw env, rlkit PPO, SB3 PPO
     python -m rlkit.bench env=cartpole threshold=475 append=true # ... and add the table to BENCHMARKS.md
+    python -m rlkit.bench env=doom scaling=1,2,4                 # runner=ray: collection steps/s per worker count
 
 Measures, with identical envs and hyperparameters: the vector env's raw throughput (random
 actions), rlkit training, and Stable-Baselines3 PPO training (the same Nature CNN or MLP
 widths, rollout length, epochs, minibatch size, clipping, coefficients and LR schedule). It
 reports steps/s and, when `threshold` is given, the agent steps and wall-clock seconds each
 learner needed for the mean return of the last `window` episodes to reach it.
-Any other key=value is a training override (algo=reinforce, total_steps=..., seed=...)."""
+Any other key=value is a training override (algo=reinforce, total_steps=..., seed=...).
+
+`scaling=1,2,4` measures instead rollout collection on a Ray instance (runner=ray, no learner
+updates) with each number of workers, `iters` timed iterations each after one untimed one that
+starts the workers, as steps/s and as efficiency against linear scaling of the 1-worker rate;
+one vector env stepped with random actions in this process is the peer."""
 from __future__ import annotations
 
 import os
@@ -24,14 +30,22 @@ import numpy as np
 from rlkit.config import RunError, UsageError, cli, command_options, load_config
 from rlkit.stats import crossing
 
-BENCH_KEYS = {"threshold": None, "window": 100, "peer": "sb3", "append": False, "raw_steps": 5000}
+BENCH_KEYS = {"threshold": None, "window": 100, "peer": "sb3", "append": False, "raw_steps": 5000, "scaling": None,
+              "iters": 5}
 
 
 def split_args(argv):
     """Bench options (threshold=, window=, peer=, append=, raw_steps=) vs training overrides."""
+    # `scaling=1,2,4` is a list (Hydra would read bare commas as a sweep).
+    argv = [f"scaling=[{a[8:]}]" if a.startswith("scaling=") and not a.startswith("scaling=[") else a for a in argv]
     opts, rest = command_options(argv, BENCH_KEYS, {"peer": ("sb3", "none")}, passthrough=True)
     if not (opts["threshold"] is None or isinstance(opts["threshold"], (int, float))):
         raise UsageError(f"threshold must be a number, got {opts['threshold']!r}")
+    if opts["scaling"] is not None:
+        counts = opts["scaling"] if isinstance(opts["scaling"], list) else [opts["scaling"]]
+        if not counts or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts):
+            raise UsageError(f"scaling must be worker counts like 1,2,4; got {opts['scaling']!r}")
+        opts["scaling"] = counts
     return opts, rest
 
 
@@ -109,8 +123,72 @@ def table(opts, raw, results) -> str:
     return "\n".join(lines)
 
 
+def ray_scaling(cfg, counts, iters):
+    """Collection steps/s with each worker count, on one Ray instance (started here if needed)."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from rlkit.distributed import RayCollector, ray, start_ray
+    from rlkit.nets import make_policy
+
+    started = start_ray(OmegaConf.merge(cfg.runner, {"workers": max(counts)}))
+    rates = {}
+    try:
+        for n in counts:
+            collector = RayCollector(OmegaConf.merge(cfg, {"runner": {"workers": n}}), torch.device("cpu"), cfg.seed)
+            policy = make_policy(cfg.model, collector.observation_space, collector.action_space)
+            try:
+                collector.collect(policy, cfg.algo.gamma)  # starts the workers: not timed
+                start = time.perf_counter()
+                for _ in range(iters):
+                    collector.collect(policy, cfg.algo.gamma)
+                rates[n] = iters * cfg.algo.num_steps * collector.num_envs / (time.perf_counter() - start)
+            finally:
+                collector.close()
+            print(f"{n} worker(s): {rates[n]:,.0f} steps/s", flush=True)
+    finally:
+        if started:
+            ray.shutdown()
+    return rates
+
+
+def scaling_table(raw, rates) -> str:
+    one = rates[min(rates)] / min(rates)
+    lines = ["| run | steps/s | vs raw env | speed-up | efficiency vs linear |",
+             "| --- | ---: | ---: | ---: | ---: |",
+             f"| one vector env, random actions, no policy | {raw:,.0f} | 1.00 | | |"]
+    for n, sps in rates.items():
+        lines.append(f"| runner=ray, {n} worker{'s' if n > 1 else ''} | {sps:,.0f} | {sps / raw:.2f} | "
+                     f"{sps / one:.2f}x | {sps / (n * one):.0%} |")
+    return "\n".join(lines)
+
+
+def main_scaling(opts, rest, command, sha):
+    cfg = load_config([*rest, "runner=ray"] if not any(a.startswith("runner=") for a in rest) else rest)
+    if cfg.runner.name != "ray":
+        raise UsageError("scaling= measures runner=ray; drop runner=local")
+    raw = raw_throughput(cfg, opts["raw_steps"] // cfg.num_envs or 1)
+    print(f"raw env throughput: {raw:,.0f} steps/s")
+    rates = ray_scaling(cfg, opts["scaling"], opts["iters"])
+    report = (f"### {cfg.env.name}: rollout collection on Ray, {', '.join(map(str, rates))} workers\n\n"
+              f"{date.today().isoformat()}, commit {sha}, {machine()}; {cfg.num_envs} envs ({cfg.vector}) and "
+              f"{cfg.algo.num_steps} steps per worker per iteration, model {cfg.model.name}, local Ray instance "
+              f"unless RAY_ADDRESS was set ({os.environ.get('RAY_ADDRESS') or 'unset'}).\n\n    {command}\n\n"
+              f"{scaling_table(raw, rates)}\n")
+    return rates, report
+
+
 def main(argv):
     opts, rest = split_args(argv)
+    if opts["scaling"]:
+        command, sha = "python -m rlkit.bench " + " ".join(argv), commit()
+        print(f"{command}\n{machine()}, commit {sha}")
+        results, report = main_scaling(opts, rest, command, sha)
+        print("\n" + report)
+        if opts["append"]:
+            with open(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "a") as f:
+                f.write("\n" + report)
+        return results
     cfg = load_config(rest)
     # The peer is always SB3 PPO (rlkit.peers), with this env's PPO settings.
     command, sha = "python -m rlkit.bench " + " ".join(argv), commit()

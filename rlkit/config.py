@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-GROUPS = ("env", "algo", "model")
+GROUPS = ("env", "algo", "model", "runner")
 
 
 def config_dir() -> Path:
@@ -125,7 +125,8 @@ def _check_types(cfg: DictConfig, base: DictConfig, prefix: str = "") -> None:
 
 
 _POSITIVE = ("total_steps", "num_envs", "algo.lr", "algo.num_steps", "algo.epochs", "algo.minibatches",
-             "env.frame_skip", "env.frame_stack", "video_length", "log_every")
+             "env.frame_skip", "env.frame_stack", "video_length", "log_every",
+             "runner.workers", "runner.cpus_per_worker", "runner.start_timeout")
 _NON_NEGATIVE = ("checkpoint_every", "keep_checkpoints", "video_every")
 _CHOICES = {"vector": ("sync", "async")}
 

@@ -22,12 +22,16 @@ MAX_ENV_RESTARTS = 10
 class Rollout:
     """Owns the vector env. If stepping it fails (a worker process died, the game crashed),
     `remake()` builds a new one, the episodes in flight end there (no bootstrap: their final
-    observation is lost) and collection goes on; `restarts` counts these."""
+    observation is lost) and collection goes on; `restarts` counts these.
+
+    This is the local runner's collector; `rlkit.distributed.RayCollector` has the same face
+    (`collect`, `num_envs`, `restarts`, `close`) and runs one of these inside each Ray worker."""
 
     def __init__(self, envs, device: torch.device, num_steps: int, seed: int, remake=None):
         self.envs, self.device, self.T, self.seed, self.remake = envs, device, num_steps, seed, remake
         self.restarts = 0
-        n, space = envs.num_envs, envs.single_observation_space
+        self.num_envs = n = envs.num_envs
+        space = envs.single_observation_space
         dtype = torch.uint8 if space.dtype == np.uint8 else torch.float32
         self.obs = torch.zeros((self.T, n, *space.shape), dtype=dtype, device=device)
         self.actions = torch.zeros((self.T, n), dtype=torch.long, device=device)
@@ -44,6 +48,17 @@ class Rollout:
     def _mask(self, info: dict):
         mask = info.get("action_mask")
         return None if mask is None else self._tensor(np.asarray(mask, dtype=bool))
+
+    @property
+    def observation_space(self):
+        return self.envs.single_observation_space
+
+    @property
+    def action_space(self):
+        return self.envs.single_action_space
+
+    def close(self) -> None:
+        self.envs.close()
 
     def _restart(self, error: Exception) -> None:
         from rlkit.config import RunError

@@ -27,8 +27,9 @@ from rlkit.nets import make_policy
 from rlkit.rollout import Rollout
 
 # What a resumed run may change; everything else comes from its checkpoint.
+# `runner` and its keys too: a run may move between this machine and a Ray cluster.
 RESUMABLE = ("total_steps", "device", "progress", "checkpoint_every", "keep_checkpoints", "torch_threads",
-             "log_every", "video_every", "video_length")
+             "log_every", "video_every", "video_length", "runner")
 
 
 def pick_device(name: str) -> torch.device:
@@ -82,6 +83,21 @@ class StopRequest:
             signal.signal(s, handler)
 
 
+def make_collector(cfg, device: torch.device, seed: int):
+    """The runner. `local`: one vector env stepped in this process. `ray`: `runner.workers` of them
+    on Ray actors (rlkit/distributed.py). Both hand `collect()`'s [T, N] batches to the same loop."""
+    if cfg.runner.name == "ray":
+        # Without Ray installed, this import is a one-line install hint (exit 2).
+        if cfg.env.family == "board":
+            raise UsageError("runner=ray does not run self-play board games yet; use runner=local")
+        from rlkit.distributed import RayCollector
+
+        return RayCollector(cfg, device, seed)
+    envs = make_vec(cfg)
+    pool = getattr(envs, "pool", None)  # self-play: rebuilt envs keep the same opponent pool
+    return Rollout(envs, device, cfg.algo.num_steps, seed, remake=lambda: make_vec(cfg, pool))
+
+
 def check_finite(policy, stats: dict, step: int, run_dir: Path) -> None:
     bad = [k for k, v in stats.items() if k.startswith("loss/") and not math.isfinite(v)]
     bad += [f"weight {n}" for n, p in policy.named_parameters() if not torch.isfinite(p).all()][:1]
@@ -100,14 +116,17 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
-    envs = make_vec(cfg)
-    pool = getattr(envs, "pool", None)  # self-play: the opponent pool
+    step, start_update = (resume_from["counters"]["step"], resume_from["counters"]["update"]) if resume_from \
+        else (0, 0)
+    # Resumed runs start fresh episodes; seeding by step keeps them off the first run's stream.
+    collector = make_collector(cfg, device, cfg.seed + step)
+    pool = getattr(getattr(collector, "envs", None), "pool", None)  # self-play: the opponent pool
     try:
-        policy = make_policy(cfg.model, envs.single_observation_space, envs.single_action_space,
+        policy = make_policy(cfg.model, collector.observation_space, collector.action_space,
                              board=cfg.env.family == "board").to(device)
         run_dir = Path(cfg.resume) if resume_from else make_run_dir(cfg)  # only once every check passed
     except UsageError:
-        envs.close()
+        collector.close()
         raise
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
@@ -116,17 +135,13 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     model = torch.compile(policy) if cfg.compile else policy
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.algo.lr, eps=1e-5)
     algo = ALGOS[cfg.algo.name]
-    spaces = spaces_of(envs.single_observation_space, envs.single_action_space)
-    step, start_update = 0, 0
+    spaces = spaces_of(collector.observation_space, collector.action_space)
     if resume_from:
         policy.load_state_dict(resume_from["model"])
         optimizer.load_state_dict(resume_from["optim"])
         checkpoint.restore_rng(resume_from["rng"])
-        step, start_update = resume_from["counters"]["step"], resume_from["counters"]["update"]
         if pool is not None:
             pool.load_state(resume_from["pool"])
-    # Resumed runs start fresh episodes; seeding by step keeps them off the first run's stream.
-    rollout = Rollout(envs, device, cfg.algo.num_steps, cfg.seed + step, remake=lambda: make_vec(cfg, pool))
     logger = Logger(run_dir, cfg, start_step=step, progress=cfg.progress)
     # REINFORCE without a learned baseline has no value to bootstrap truncations with.
     bootstrap = cfg.algo.name == "ppo" or cfg.algo.get("baseline", False)
@@ -135,8 +150,9 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
         checkpoint.save(run_dir / "checkpoints" / name, policy, optimizer, cfg, spaces,
                         {"step": step, "update": update}, pool.state() if pool is not None else None)
 
-    batch_steps = cfg.algo.num_steps * cfg.num_envs
-    num_updates = math.ceil(cfg.total_steps / batch_steps)
+    batch_steps = cfg.algo.num_steps * collector.num_envs
+    # Counted from the steps left: a resumed run may collect wider or narrower batches (runner.workers).
+    num_updates = start_update + math.ceil((cfg.total_steps - step) / batch_steps)
     # Board games are watched in the terminal (rlkit.play), not as TensorBoard videos.
     evaluation = video.EvalVideo(policy, cfg, device) if cfg.video_every and cfg.env.family != "board" else None
     last_ckpt, last_video, stop = step, step, StopRequest()
@@ -147,17 +163,17 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
             lr = cfg.algo.lr * (1 - (update - 1) / num_updates if cfg.algo.anneal_lr else 1)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            restarts = rollout.restarts
-            batch, episodes = rollout.collect(model, cfg.algo.gamma, bootstrap)
-            if rollout.restarts > restarts:
-                logger.note(f"envs failed and were restarted ({rollout.restarts} so far)")
+            restarts = collector.restarts
+            batch, episodes = collector.collect(model, cfg.algo.gamma, bootstrap)
+            if collector.restarts > restarts:
+                logger.note(f"envs or Ray workers failed and were restarted ({collector.restarts} so far)")
             step += batch_steps
             stats = algo.update(model, optimizer, batch, cfg.algo)
             check_finite(policy, stats, step, run_dir)
             logger.episodes_done(step, episodes)
             if update % cfg.log_every == 0 or update == num_updates:
                 logger.scalars(step, {**stats, "lr": lr, "time/sps": logger.sps(step),
-                                      "env/restarts": rollout.restarts})
+                                      "env/restarts": collector.restarts})
             if evaluation and (step - last_video >= cfg.video_every or update == num_updates):
                 logger.note(f"evaluation video at step {step}: return {evaluation.log(logger.writer, step).ret:g}")
                 last_video = step
@@ -176,7 +192,7 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
         save("final.safetensors", num_updates)
     finally:
         stop.restore()
-        rollout.envs.close()
+        collector.close()
         if evaluation:
             evaluation.close()
     print(logger.close(step, run_dir))
@@ -186,12 +202,17 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
 def resume_config(run: str, overrides: list[str]):
     """The checkpoint's config, with the few keys a resumed run may change."""
     keys = [o.split("=", 1)[0] for o in overrides]
-    fixed = [k for k in keys if k not in RESUMABLE]
+    fixed = [k for k in keys if k.split(".")[0] not in RESUMABLE]
     if fixed:
-        raise UsageError(f"cannot change {fixed[0]!r} when resuming; allowed: {', '.join(RESUMABLE)}")
-    new = load_config(overrides)  # validates names, types and ranges
+        raise UsageError(f"cannot change {fixed[0]!r} when resuming; allowed: {', '.join(RESUMABLE)}, runner.*")
     ckpt = checkpoint.load(checkpoint.latest(run))
-    cfg = OmegaConf.merge(ckpt["config"], {k: new[k] for k in keys}, {"resume": str(run)})
+    runner = ckpt["config"].get("runner", {}).get("name", "local")  # runs from before runners were local
+    if "runner" not in keys:
+        overrides = [f"runner={runner}", *overrides]  # runner.workers=N goes on with the run's runner
+    new = load_config(overrides)  # validates names, types and ranges
+    cfg = OmegaConf.merge(ckpt["config"], {k: new[k] for k in keys if "." not in k}, {"resume": str(run)})
+    if any(k.startswith("runner") for k in keys) or "runner" not in cfg:
+        cfg.runner = new.runner
     if cfg.total_steps <= ckpt["counters"]["step"]:
         raise UsageError(f"{run} has already run {ckpt['counters']['step']} of total_steps={cfg.total_steps}; "
                          f"give a larger total_steps to go on")

@@ -30,3 +30,17 @@ def test_table_ratios():
     assert "| rlkit | 1,000 | 10 | 100 | 0.25 | 1,000 | 8 | 5.0 | 300 |" in text
     assert "| peer | 1,000 | 20 | 50 | 0.12 | 1,000 | 20 | 5.0 | 512 |" in text
     assert "steps/s, rlkit / peer: **2.00x**; wall-clock to the threshold, peer / rlkit: **2.50x**" in text
+
+
+def test_scaling_option_and_its_efficiency_table():
+    from rlkit.bench import scaling_table
+
+    opts, rest = split_args(["env=doom", "scaling=1,2,4", "iters=3"])
+    assert (opts["scaling"], opts["iters"], rest) == ([1, 2, 4], 3, ["env=doom"])
+    for bad in ("scaling=0", "scaling=a,b", "scaling="):
+        with pytest.raises(UsageError, match="scaling must be worker counts like 1,2,4"):
+            split_args([bad])
+    text = scaling_table(2000.0, {1: 1000.0, 2: 1800.0, 4: 2000.0})
+    assert "| runner=ray, 1 worker | 1,000 | 0.50 | 1.00x | 100% |" in text
+    assert "| runner=ray, 2 workers | 1,800 | 0.90 | 1.80x | 90% |" in text
+    assert "| runner=ray, 4 workers | 2,000 | 1.00 | 2.00x | 50% |" in text
