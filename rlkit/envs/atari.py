@@ -71,7 +71,7 @@ class EnvPoolAtari(gym.vector.VectorEnv):
         if task is None:
             raise UsageError(f"unknown Atari game {cfg.game!r} for EnvPool; choose from: "
                              f"{', '.join(t[:-3] for t in tasks)}, or env.backend=gymnasium")
-        self.pool = envpool.make(task, env_type="gymnasium", num_envs=num_envs, batch_size=num_envs,
+        self.envpool = envpool.make(task, env_type="gymnasium", num_envs=num_envs, batch_size=num_envs,
                                  num_threads=min(num_envs, os.cpu_count() or 1), seed=seed,
                                  max_episode_steps=cfg.max_episode_steps or 10**9, stack_num=cfg.frame_stack,
                                  frame_skip=cfg.frame_skip, noop_max=cfg.noop_max + 1, episodic_life=cfg.episodic_life,
@@ -79,20 +79,20 @@ class EnvPoolAtari(gym.vector.VectorEnv):
                                  img_height=cfg.size, img_width=cfg.size, full_action_space=False,
                                  repeat_action_probability=cfg.repeat_action_probability)
         self.num_envs = num_envs
-        self.single_observation_space = self.pool.observation_space
-        self.single_action_space = self.pool.action_space
+        self.single_observation_space = self.envpool.observation_space
+        self.single_action_space = self.envpool.action_space
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self.score = np.zeros(num_envs)
         self.length = np.zeros(num_envs, dtype=np.int64)
 
     def reset(self, *, seed=None, options=None):
-        obs, _ = self.pool.reset()  # seeded when made: EnvPool takes its seed at construction
+        obs, _ = self.envpool.reset()  # seeded when made: EnvPool takes its seed at construction
         self.score[:], self.length[:] = 0, 0
         return obs, {}
 
     def step(self, actions):
-        obs, reward, terminated, truncated, info = self.pool.step(np.asarray(actions))
+        obs, reward, terminated, truncated, info = self.envpool.step(np.asarray(actions))
         self.score += info["reward"]  # before clipping
         self.length += 1
         done = terminated | truncated
@@ -102,7 +102,7 @@ class EnvPoolAtari(gym.vector.VectorEnv):
             final_obs = np.empty(self.num_envs, dtype=object)
             final_obs[ids] = list(obs[ids])
             obs = obs.copy()
-            obs[ids] = self.pool.reset(np.asarray(ids, dtype=np.int32))[0]  # a life lost: the game goes on
+            obs[ids] = self.envpool.reset(np.asarray(ids, dtype=np.int32))[0]  # a life lost: the game goes on
             game_over = done & ((info["terminated"] == 1) | truncated)
             out = {"final_obs": final_obs, "_final_obs": done, "final_info": {
                 "episode": {"r": self.score.copy(), "l": self.length.copy()}, "_episode": game_over}}
@@ -110,7 +110,7 @@ class EnvPoolAtari(gym.vector.VectorEnv):
         return obs, reward.astype(np.float32), terminated.astype(bool), truncated.astype(bool), out
 
     def close(self, **kwargs):
-        self.pool.close() if hasattr(self.pool, "close") else None
+        self.envpool.close() if hasattr(self.envpool, "close") else None
 
 
 class EnvPoolSingle(gym.Env):
