@@ -6,7 +6,9 @@
 
 With a display, the games play in a window at the game's speed (space pause, right arrow step,
 +/- speed, q quit). Without one (a server, CI), or with `record=`, they are recorded to an
-MP4 or GIF and the path is printed. Every episode's return and length are printed."""
+MP4 or GIF and the path is printed. Every episode's return and length are printed.
+Board games are drawn in the terminal move by move: the agent against itself, or `opponent=`
+(random, minimax, alphabeta, or another run)."""
 from __future__ import annotations
 
 import os
@@ -14,13 +16,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from rlkit import video
 from rlkit.agent import load_agent
 from rlkit.config import UsageError, cli, command_options
 
 OPTIONS = {"agent": "", "episodes": 3, "record": None, "deterministic": False, "overlay": False, "seed": 0,
-           "fps": None, "max_steps": 100_000, "window": "auto", "device": "cpu"}
+           "fps": None, "max_steps": 100_000, "window": "auto", "device": "cpu",
+           "opponent": "self"}
 CHOICES = {"window": ("auto", "true", "false")}
 AGENTS_DIR = Path(__file__).resolve().parents[1] / "agents"
 
@@ -53,11 +57,49 @@ def game_fps(env) -> float:
     return float(env.metadata.get("render_fps") or 30) / max(1, skip)
 
 
+def board_game(game, players, write=print) -> float:
+    """One board game between `players` (seat 0 first), drawn in the terminal move by move.
+    Returns the first seat's score: +1 win, 0 draw, -1 loss."""
+    from rlkit.envs.board import SYMBOLS, move_name
+
+    size = game.observation_space.shape[0]
+    write(game.draw())
+    while not game.over:
+        seat = game.mover
+        obs, mask = game.observe()
+        action = players[seat].act(obs, mask)
+        write(f"\n{SYMBOLS[game.name][seat]} plays {move_name(game.name, action, size)}")
+        game.step(action)
+        write(game.draw())
+    result = game.score(0)
+    write({1.0: "X wins", 0.0: "draw", -1.0: "O wins"}[result])
+    return result
+
+
+def watch_board(agent, opts) -> list[float]:
+    """Board games have no frames: the agent plays itself (or `opponent=`) in the terminal."""
+    from rlkit.envs.board import Game
+    from rlkit.opponents import PolicyPlayer, load_player
+
+    me = PolicyPlayer(agent.policy, "agent", greedy=opts["deterministic"], device=agent.device)
+    other = me if opts["opponent"] == "self" else load_player(opts["opponent"], agent.cfg.env, seed=opts["seed"])
+    torch.manual_seed(opts["seed"])
+    game, results = Game(agent.cfg.env), []
+    for i in range(opts["episodes"]):
+        game.reset(seed=opts["seed"] + i)
+        players = (me, other) if i % 2 == 0 else (other, me)
+        print(f"\ngame {i + 1}: X = {players[0].name}, O = {players[1].name}")
+        results.append(board_game(game, players))
+    return results
+
+
 def main(argv: list[str]):
     opts, _ = command_options(argv, OPTIONS, CHOICES)
     if opts["episodes"] < 1:
         raise UsageError(f"episodes must be >= 1, got {opts['episodes']}")
     agent = load_agent(resolve(opts["agent"]), opts["device"])
+    if agent.cfg.env.family == "board":
+        return watch_board(agent, opts)
     live = opts["window"] == "true" or opts["window"] == "auto" and opts["record"] is None and video.has_display()
     record = None if live else Path(opts["record"] or f"videos/{_label(agent)}__{time.strftime('%Y%m%d-%H%M%S')}.mp4")
     if record is not None and record.suffix.lower() not in (".mp4", ".gif"):

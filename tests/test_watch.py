@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from rlkit import video
-from rlkit.config import UsageError
+from rlkit.config import UsageError, load_config
 from rlkit.watch import main as watch
 from tests.conftest import run_cli
 
@@ -125,3 +125,25 @@ def test_an_exported_agent_plays_like_its_checkpoint_and_is_found_by_name(train,
     assert "episode 1: return" in capsys.readouterr().out
     with pytest.raises(UsageError, match=r"shipped: cartpole-test\)"):
         watch(["agent=cartpole-tset"])
+
+
+def test_board_games_are_drawn_in_the_terminal_move_by_move():
+    from rlkit.envs.board import Game
+    from rlkit.opponents import Player
+    from rlkit.watch import board_game
+
+    class Scripted(Player):
+        def __init__(self, moves):
+            self.moves = iter(moves)
+
+        def choose(self, observation, mask):
+            return next(self.moves)
+
+    lines = []
+    game = Game(load_config(["env=tictactoe"]).env)
+    result = board_game(game, (Scripted([0, 4, 8]), Scripted([1, 2])), write=lines.append)
+    assert result == 1.0 and lines[-1] == "X wins"
+    moves = [line.strip() for line in lines if "plays" in line]
+    assert moves == ["X plays 0", "O plays 1", "X plays 4", "O plays 2", "X plays 8"]
+    assert lines[0] == " 0 | 1 | 2\n---+---+---\n 3 | 4 | 5\n---+---+---\n 6 | 7 | 8"
+    assert lines[-2] == " X | O | O\n---+---+---\n 3 | X | 5\n---+---+---\n 6 | 7 | X"
