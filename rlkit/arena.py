@@ -18,7 +18,7 @@ from rlkit.config import UsageError, board_env, cli, command_args
 from rlkit.envs.selfplay import play_match
 from rlkit.opponents import load_player
 
-DEFAULTS = {"env": "", "agents": "", "games": 100, "depth": 4, "greedy": True, "seed": 0}
+DEFAULTS = {"env": "", "agents": [], "games": 100, "depth": 4, "greedy": True, "seed": 0}
 
 
 def tournament(env_cfg, players: list, games: int, seed: int = 0) -> list[tuple[int, int, float]]:
@@ -60,7 +60,7 @@ def pairings(names: list[str], results) -> str:
 
 def main(argv: list[str]) -> str:
     args, env_overrides = command_args(argv, DEFAULTS)
-    specs = [s.strip() for s in args["agents"].strip("[]").split(",") if s.strip()]
+    specs = [str(s).strip() for s in args["agents"] if str(s).strip()]
     if not args["env"] or len(specs) < 2:
         raise UsageError("give env=GAME and at least two agents, e.g. "
                          "python -m rlkit.arena env=tictactoe agents=[runs/a,random,minimax]")

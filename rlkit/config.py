@@ -234,28 +234,13 @@ def _typed(key: str, value: Any, ref: Any) -> Any:
 
 
 def command_args(argv: list[str], defaults: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """`key=value` arguments of a small command (play, arena): values typed like their defaults;
+    """`key=value` arguments of a board-game command (play, arena), typed by `command_options`;
     `env.*` overrides are passed through for `load_config`. Returns (values, env overrides)."""
-    values, env_overrides = dict(defaults), []
-    for text in argv:
-        key, sep, value = text.partition("=")
-        if not sep:
-            raise UsageError(f"cannot read {text!r}: expected key=value; keys: {', '.join(defaults)}")
-        if key.startswith("env."):
-            env_overrides.append(text)
-        elif key not in defaults:
-            raise UsageError(f"unknown key {key!r}; valid keys: {', '.join(defaults)}, env.*")
-        elif isinstance(defaults[key], bool):
-            if value.lower() not in ("true", "false"):
-                raise UsageError(f"{key} must be true/false, got {value!r}")
-            values[key] = value.lower() == "true"
-        elif isinstance(defaults[key], int):
-            if not value.lstrip("-").isdigit():
-                raise UsageError(f"{key} must be an integer, got {value!r}")
-            values[key] = int(value)
-        else:
-            values[key] = value
-    return values, env_overrides
+    values, rest = command_options(argv, defaults, passthrough=True)
+    bad = [a for a in rest if not a.startswith("env.")]
+    if bad:
+        raise UsageError(f"unknown key {bad[0].partition('=')[0]!r}; valid keys: {', '.join(defaults)}, env.*")
+    return values, rest
 
 
 def board_env(name: str, overrides: list[str]) -> DictConfig:
