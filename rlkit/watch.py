@@ -1,6 +1,6 @@
 """Watch a trained agent play:
 
-    python -m rlkit.watch agent=doom-basic                          # a name in agents/
+    python -m rlkit.watch agent=NAME                                # a name in agents/
     python -m rlkit.watch agent=runs/doom__ppo__1__.../ episodes=5 record=doom.mp4
     python -m rlkit.watch agent=runs/.../checkpoints/step_50000.safetensors overlay=true
 
