@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from rlkit import stats
-from rlkit.compare import command, main as compare
+from rlkit.compare import command
+from rlkit.compare import main as compare
 from rlkit.config import UsageError
 
 TINY = ["env=cartpole", "num_envs=4", "algo.num_steps=32", "total_steps=512"]

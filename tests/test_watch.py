@@ -108,7 +108,8 @@ def test_window_keys(monkeypatch):
 
 def test_an_exported_agent_plays_like_its_checkpoint_and_is_found_by_name(train, tmp_path, monkeypatch, capsys):
     import rlkit
-    from rlkit import checkpoint, watch as watch_module
+    from rlkit import checkpoint
+    from rlkit import watch as watch_module
 
     run = train("env=cartpole", "total_steps=256", "algo.num_steps=32")
     shipped = checkpoint.export(checkpoint.latest(run), tmp_path / "agents" / "cartpole-test" / "agent.safetensors")

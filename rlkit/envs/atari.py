@@ -28,7 +28,11 @@ def _to_id(game: str) -> str:
 
 
 def make(cfg, render_mode=None) -> gym.Env:
-    from stable_baselines3.common.atari_wrappers import ClipRewardEnv, EpisodicLifeEnv, FireResetEnv
+    from stable_baselines3.common.atari_wrappers import (
+        ClipRewardEnv,
+        EpisodicLifeEnv,
+        FireResetEnv,
+    )
 
     from rlkit.envs import stats_and_limit
 
