@@ -54,9 +54,9 @@ def plan(opts, overrides) -> tuple[Path, list[tuple[str, int]]]:
 
     out = Path(opts["out"] or Path(cfg.runs_root) / f"compare__{run_label(cfg)}__{'+'.join(opts['algos'])}")
     settings = out / "compare.json"
-    if settings.is_file() and json.loads(settings.read_text())["overrides"] != sorted(overrides):
-        raise UsageError(f"{out} holds a comparison with other settings "
-                         f"({' '.join(json.loads(settings.read_text())['overrides']) or 'defaults'}); "
+    before = json.loads(settings.read_text())["overrides"] if settings.is_file() else sorted(overrides)
+    if before != sorted(overrides):
+        raise UsageError(f"{out} holds a comparison with other settings ({' '.join(before) or 'defaults'}); "
                          f"choose another out=")
     out.mkdir(parents=True, exist_ok=True)
     settings.write_text(json.dumps({"overrides": sorted(overrides)}) + "\n")
@@ -131,9 +131,8 @@ def tabulate(groups: dict[str, list[dict]], threshold, window: int) -> list[dict
         hits = [stats.crossing(run["episodes"], threshold, window) for run in runs]
         reached = [h[0] for h in hits if h]
 
-        def summary(key, runs=runs):
-            values = [run["summary"][key] for run in runs if run["summary"].get(key) is not None]
-            return values
+        def summary(key):  # one number of each run's summary.json, where it has it
+            return [r["summary"][key] for r in runs if r["summary"].get(key) is not None]
 
         rows.append({"algo": algo, "runs": len(runs), "final_return": mean, "final_ci_low": lo, "final_ci_high": hi,
                      "iqm": stats.iqm([r for run in runs for _, r, _ in run["episodes"][-window:]]),

@@ -105,11 +105,10 @@ def main(argv: list[str]) -> Path:
     opts, rest = command_options(argv, {"peer": "sb3_ppo"}, {"peer": PEERS}, passthrough=True)
     if any(a.startswith("algo=") for a in rest):
         raise UsageError("peers take their settings from peer=...; drop algo=")
-    from rlkit.train import run_label
+    from rlkit.train import default_run_dir
 
     cfg = load_config([*rest, "algo=ppo"])
-    run_dir = Path(cfg.run_dir or Path(cfg.runs_root) / f"{run_label(cfg)}__{opts['peer']}__{cfg.seed}__"
-                                                        f"{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = default_run_dir(cfg, opts["peer"])
     run(cfg, opts["peer"], run_dir)
     return run_dir
 

@@ -52,9 +52,14 @@ def run_label(cfg) -> str:
     return cfg.env.game.lower() if cfg.env.family == "atari" and cfg.env.name == "atari" else cfg.env.name
 
 
+def default_run_dir(cfg, algo: str) -> Path:
+    """runs/{env}__{algo}__{seed}__{time}, or `run_dir` when given."""
+    name = f"{run_label(cfg)}__{algo}__{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(cfg.run_dir) if cfg.run_dir else Path(cfg.runs_root) / name
+
+
 def make_run_dir(cfg) -> Path:
-    name = f"{run_label(cfg)}__{cfg.algo.name}__{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else Path(cfg.runs_root) / name
+    run_dir = default_run_dir(cfg, cfg.algo.name)
     if (run_dir / "checkpoints").exists():
         raise UsageError(f"run_dir {run_dir} already holds a run; choose another run_dir, "
                          f"or continue it with resume={run_dir}")

@@ -36,6 +36,15 @@ def action_names(env) -> list[str]:
     return [str(i) for i in range(n)]
 
 
+def game_fps(env) -> float:
+    """Agent steps per second at the game's own speed (its frame rate over the frame skip)."""
+    try:
+        skip = int(env.get_wrapper_attr("frame_skip"))  # ViZDoom's env, Atari's preprocessing
+    except AttributeError:
+        skip = 1
+    return float(env.metadata.get("render_fps") or 30) / max(1, skip)
+
+
 def play(agent, env, seed: int, deterministic: bool = False, render: bool = True, overlay: bool = False,
          max_steps: int = 100_000, on_frame=None) -> Episode:
     """One whole game. Lives lost (Atari's episodic-life wrapper) do not end it: the game's own
@@ -169,8 +178,6 @@ class EvalVideo:
         self.max_steps, self.seed = cfg.video_length, cfg.seed
 
     def log(self, writer, step: int) -> Episode:
-        from rlkit.watch import game_fps
-
         ep = play(self.agent, self.env, seed=self.seed + step, max_steps=self.max_steps)
         to_tensorboard(writer, "eval/video", ep.frames, step, game_fps(self.env))
         writer.add_scalar("eval/return", ep.ret, step)

@@ -48,15 +48,6 @@ def resolve(agent: str) -> Path:
                      f"(shipped: {', '.join(shipped_agents()) or 'none'})")
 
 
-def game_fps(env) -> float:
-    """Agent steps per second at the game's own speed (its frame rate over the frame skip)."""
-    try:
-        skip = int(env.get_wrapper_attr("frame_skip"))  # ViZDoom's env, Atari's preprocessing
-    except AttributeError:
-        skip = 1
-    return float(env.metadata.get("render_fps") or 30) / max(1, skip)
-
-
 def board_game(game, players, write=print) -> float:
     """One board game between `players` (seat 0 first), drawn in the terminal move by move.
     Returns the first seat's score: +1 win, 0 draw, -1 loss."""
@@ -107,7 +98,7 @@ def main(argv: list[str]):
     if not live:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # games that draw with pygame need no screen
     env = agent.make_env(render_mode="rgb_array")
-    fps = opts["fps"] or game_fps(env)
+    fps = opts["fps"] or video.game_fps(env)
     window = video.Window(f"rlkit: {_label(agent)}", fps) if live else None
     frames, returns = [], []
     try:
