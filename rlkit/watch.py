@@ -6,7 +6,8 @@
 
 With a display, the games play in a window at the game's speed (space pause, right arrow step,
 +/- speed, q quit). Without one (a server, CI), or with `record=`, they are recorded to an
-MP4 or GIF and the path is printed. Every episode's return and length are printed.
+MP4 or GIF and the path is printed; `record=none` plays without a window or video, to score an
+agent over many episodes. Every episode's return and length are printed, then their mean.
 Board games are drawn in the terminal move by move: the agent against itself, or `opponent=`
 (random, minimax, alphabeta, or another run)."""
 from __future__ import annotations
@@ -91,10 +92,13 @@ def main(argv: list[str]):
     agent = load_agent(resolve(opts["agent"]), opts["device"])
     if agent.cfg.env.family == "board":
         return watch_board(agent, opts)
-    live = opts["window"] == "true" or opts["window"] == "auto" and opts["record"] is None and video.has_display()
-    record = None if live else Path(opts["record"] or f"videos/{_label(agent)}__{time.strftime('%Y%m%d-%H%M%S')}.mp4")
+    scoring = str(opts["record"]).lower() == "none"  # returns only: no window, no frames, no video
+    live = not scoring and (opts["window"] == "true" or opts["window"] == "auto" and opts["record"] is None
+                            and video.has_display())
+    record = None if live or scoring else \
+        Path(opts["record"] or f"videos/{_label(agent)}__{time.strftime('%Y%m%d-%H%M%S')}.mp4")
     if record is not None and record.suffix.lower() not in (".mp4", ".gif"):
-        raise UsageError(f"record={record}: the file must end in .mp4 or .gif")
+        raise UsageError(f"record={record}: the file must end in .mp4 or .gif, or record=none for no video")
     if not live:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # games that draw with pygame need no screen
     env = agent.make_env(render_mode="rgb_array")
@@ -104,7 +108,7 @@ def main(argv: list[str]):
     try:
         for i in range(opts["episodes"]):
             ep = video.play(agent, env, seed=opts["seed"] + i, deterministic=opts["deterministic"],
-                            overlay=opts["overlay"], max_steps=opts["max_steps"],
+                            render=not scoring, overlay=opts["overlay"], max_steps=opts["max_steps"],
                             on_frame=window.show if window else None)
             returns.append(ep.ret)
             print(f"episode {i + 1}: return {ep.ret:g}, length {ep.length} steps", flush=True)
