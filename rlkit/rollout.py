@@ -24,26 +24,44 @@ class Rollout:
     `remake()` builds a new one, the episodes in flight end there (no bootstrap: their final
     observation is lost) and collection goes on; `restarts` counts these.
 
+    Overlap: `envs` may be a list of vector envs, groups that together hold the batch's columns
+    in order. Each step, every group in turn waits for its games, gets its actions from the
+    policy and sends them; a group whose envs have `step_async`/`step_wait` (EnvPool, Gymnasium's
+    async vector env) then steps in the background while the policy acts for the next group. The
+    policy acting is always the current one, so the batch is exactly on-policy, and the batch is
+    the same as with one vector env of all the games (the sampling noise of each step is drawn
+    for all columns at once).
+
     This is the local runner's collector; `rlkit.distributed.RayCollector` has the same face
     (`collect`, `num_envs`, `restarts`, `close`) and runs one of these inside each Ray worker."""
 
     def __init__(self, envs, device: torch.device, num_steps: int, seed: int, remake=None):
-        self.envs, self.device, self.T, self.seed, self.remake = envs, device, num_steps, seed, remake
+        self.device, self.T, self.seed, self.remake = device, num_steps, seed, remake
         self.restarts = 0
-        self.num_envs = n = envs.num_envs
-        space = envs.single_observation_space
+        self._use(envs)
+        self.num_envs = n = sum(e.num_envs for e in self.groups)
+        space = self.groups[0].single_observation_space
         dtype = torch.uint8 if space.dtype == np.uint8 else torch.float32
         self.obs = torch.zeros((self.T, n, *space.shape), dtype=dtype, device=device)
         self.actions = torch.zeros((self.T, n), dtype=torch.long, device=device)
         self.logprobs, self.values, self.rewards, self.dones = (
             torch.zeros((self.T, n), device=device) for _ in range(4))
-        self._start(envs.reset(seed=seed))
+        self._start(seed)
         self.masks = None if self.next_mask is None else torch.ones(
-            (self.T, n, envs.single_action_space.n), dtype=torch.bool, device=device)
+            (self.T, n, self.action_space.n), dtype=torch.bool, device=device)
 
-    def _start(self, reset) -> None:
-        obs, info = reset
-        self.next_obs, self.next_mask = self._tensor(obs), self._mask(info)
+    def _use(self, envs) -> None:
+        self.groups = list(envs) if isinstance(envs, (list, tuple)) else [envs]
+        bounds = np.cumsum([0] + [e.num_envs for e in self.groups])
+        self.cols = [slice(int(a), int(b)) for a, b in zip(bounds, bounds[1:])]
+        self.sent = [None] * len(self.groups)  # per group: the actions in flight, or None
+
+    def _start(self, seed: int) -> None:
+        """Reset every group (group g's games seeded from seed + its first column) and join them."""
+        resets = [e.reset(seed=seed + c.start) for e, c in zip(self.groups, self.cols)]
+        self.next_obs = torch.cat([self._tensor(obs) for obs, _ in resets])
+        masks = [self._mask(info) for _, info in resets]
+        self.next_mask = None if masks[0] is None else torch.cat(masks)
 
     def _mask(self, info: dict):
         mask = info.get("action_mask")
@@ -51,14 +69,20 @@ class Rollout:
 
     @property
     def observation_space(self):
-        return self.envs.single_observation_space
+        return self.groups[0].single_observation_space
 
     @property
     def action_space(self):
-        return self.envs.single_action_space
+        return self.groups[0].single_action_space
+
+    @property
+    def pool(self):
+        """The self-play opponent pool of a board game's env, else None."""
+        return getattr(self.groups[0], "pool", None)
 
     def close(self) -> None:
-        self.envs.close()
+        for envs in self.groups:
+            envs.close()
 
     def _restart(self, error: Exception) -> None:
         from rlkit.config import RunError
@@ -67,44 +91,78 @@ class Rollout:
         if self.remake is None or self.restarts > MAX_ENV_RESTARTS:
             raise RunError(f"envs failed {self.restarts} time(s), last with {type(error).__name__}: "
                            f"{str(error)[:200]}") from error
-        try:
-            self.envs.close(terminate=True)
-        except Exception:  # noqa: BLE001 - the old envs are broken; closing is best effort
-            pass
-        self.envs = self.remake()
-        self._start(self.envs.reset(seed=self.seed + 7919 * self.restarts))
+        for envs in self.groups:
+            try:
+                envs.close(terminate=True)
+            except Exception:  # noqa: BLE001 - the old envs are broken; closing is best effort
+                pass
+        self._use(self.remake())
+        self._start(self.seed + 7919 * self.restarts)
 
     def _tensor(self, array) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array)).to(self.device, non_blocking=True)
 
+    def _act(self, policy, t: int, g: int, noise: torch.Tensor) -> None:
+        """Group g's actions for step t, sampled from the current policy with `noise` (uniform,
+        [num_envs, actions]), and sent to its envs."""
+        c = self.cols[g]
+        obs, mask = self.next_obs[c], None if self.next_mask is None else self.next_mask[c]
+        self.obs[t, c] = obs
+        if mask is not None:
+            self.masks[t, c] = mask
+        logits, value = policy(obs, mask)
+        dist = Categorical(logits=logits)
+        action = (logits - (-noise[c].log()).log()).argmax(-1)  # a sample (Gumbel-max)
+        self.actions[t, c], self.logprobs[t, c], self.values[t, c] = action, dist.log_prob(action), value
+        self.sent[g] = action.cpu().numpy()
+        envs = self.groups[g]
+        if hasattr(envs, "step_async"):
+            try:
+                envs.step_async(self.sent[g])
+            except Exception as e:  # noqa: BLE001 - any env failure: replace the envs
+                self._restart(e)
+
+    def _receive(self, policy, t: int, g: int, gamma: float, bootstrap_truncated: bool) -> list:
+        """Group g's outcome of step t. Returns the episodes that ended with it."""
+        c, actions, envs = self.cols[g], self.sent[g], self.groups[g]
+        self.sent[g] = None
+        if actions is None:  # lost to a restart of the envs: the episodes in flight ended there
+            self.rewards[t, c], self.dones[t, c] = 0.0, 1.0
+            return []
+        try:
+            result = envs.step_wait() if hasattr(envs, "step_async") else envs.step(actions)
+        except Exception as e:  # noqa: BLE001 - any env failure: replace the envs
+            self._restart(e)
+            self.rewards[t, c], self.dones[t, c] = 0.0, 1.0
+            return []
+        obs, reward, terminated, truncated, info = result
+        reward, episodes = np.asarray(reward, dtype=np.float32), []
+        if "final_info" in info:
+            episodes = _finished_episodes(info["final_info"])
+            cut = truncated & ~terminated
+            if bootstrap_truncated and cut.any():
+                final = self._tensor(np.stack(info["final_obs"][cut]))
+                reward[cut] += gamma * policy(final)[1].cpu().numpy()
+        self.rewards[t, c] = self._tensor(reward)
+        self.dones[t, c] = self._tensor(terminated | truncated)
+        self.next_obs[c] = self._tensor(obs)
+        if self.next_mask is not None:
+            self.next_mask[c] = self._mask(info)
+        return episodes
+
     @torch.inference_mode()
     def collect(self, policy, gamma: float, bootstrap_truncated: bool = True):
         """Step every env `num_steps` times. Returns (batch, finished episodes as (return, length))."""
-        episodes = []
+        episodes, groups = [], range(len(self.groups))
         for t in range(self.T):
-            self.obs[t] = self.next_obs
-            if self.masks is not None:
-                self.masks[t] = self.next_mask
-            logits, value = policy(self.next_obs, self.next_mask)
-            dist = Categorical(logits=logits)
-            action = dist.sample()
-            self.actions[t], self.logprobs[t], self.values[t] = action, dist.log_prob(action), value
-            try:
-                obs, reward, terminated, truncated, info = self.envs.step(action.cpu().numpy())
-            except Exception as e:  # noqa: BLE001 - any env failure: replace the envs
-                self._restart(e)
-                self.rewards[t], self.dones[t] = 0.0, 1.0
-                continue
-            reward = np.asarray(reward, dtype=np.float32)
-            if "final_info" in info:
-                episodes += _finished_episodes(info["final_info"])
-                cut = truncated & ~terminated
-                if bootstrap_truncated and cut.any():
-                    final = self._tensor(np.stack(info["final_obs"][cut]))
-                    reward[cut] += gamma * policy(final)[1].cpu().numpy()
-            self.rewards[t] = self._tensor(reward)
-            self.dones[t] = self._tensor(terminated | truncated)
-            self.next_obs, self.next_mask = self._tensor(obs), self._mask(info)
+            # One draw for the whole step, whatever the groups: the same seed collects the same batch.
+            noise = torch.rand((self.num_envs, self.action_space.n), device=self.device)
+            for g in groups:
+                if t:
+                    episodes += self._receive(policy, t - 1, g, gamma, bootstrap_truncated)
+                self._act(policy, t, g, noise)
+        for g in groups:
+            episodes += self._receive(policy, self.T - 1, g, gamma, bootstrap_truncated)
         last_value = policy(self.next_obs, self.next_mask)[1]
         batch = dict(obs=self.obs, actions=self.actions, logprobs=self.logprobs, values=self.values,
                      rewards=self.rewards, dones=self.dones, last_value=last_value)

@@ -21,7 +21,7 @@ from rlkit import checkpoint, video
 from rlkit.agent import spaces_of
 from rlkit.algos import ALGOS
 from rlkit.config import RunError, UsageError, cli, load_config
-from rlkit.envs import make_vec
+from rlkit.envs import make_groups
 from rlkit.logger import Logger
 from rlkit.nets import make_policy
 from rlkit.rollout import Rollout
@@ -29,7 +29,7 @@ from rlkit.rollout import Rollout
 # What a resumed run may change; everything else comes from its checkpoint.
 # `runner` and its keys too: a run may move between this machine and a Ray cluster.
 RESUMABLE = ("total_steps", "device", "progress", "checkpoint_every", "keep_checkpoints", "torch_threads",
-             "log_every", "video_every", "video_length", "runner")
+             "log_every", "video_every", "video_length", "runner", "overlap")
 
 
 def pick_device(name: str) -> torch.device:
@@ -98,9 +98,9 @@ def make_collector(cfg, device: torch.device, seed: int):
         from rlkit.distributed import RayCollector
 
         return RayCollector(cfg, device, seed)
-    envs = make_vec(cfg)
+    envs = make_groups(cfg)
     pool = getattr(envs, "pool", None)  # self-play: rebuilt envs keep the same opponent pool
-    return Rollout(envs, device, cfg.algo.num_steps, seed, remake=lambda: make_vec(cfg, pool))
+    return Rollout(envs, device, cfg.algo.num_steps, seed, remake=lambda: make_groups(cfg, pool))
 
 
 def check_finite(policy, stats: dict, step: int, run_dir: Path) -> None:
@@ -125,7 +125,7 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
         else (0, 0)
     # Resumed runs start fresh episodes; seeding by step keeps them off the first run's stream.
     collector = make_collector(cfg, device, cfg.seed + step)
-    pool = getattr(getattr(collector, "envs", None), "pool", None)  # self-play: the opponent pool
+    pool = getattr(collector, "pool", None)  # self-play: the opponent pool
     try:
         policy = make_policy(cfg.model, collector.observation_space, collector.action_space,
                              board=cfg.env.family == "board").to(device)

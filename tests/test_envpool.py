@@ -76,3 +76,25 @@ def test_training_and_evaluation_videos_on_envpool(tmp_path):
     events.Reload()
     assert [i.step for i in events.Images("eval/video")] == [64]
     assert [s.value for s in events.Scalars("eval/length")] == [30.0]
+
+
+def overlapped_envpool_batches():
+    """Run in its own process: Pong collected by two EnvPool halves in turn (overlap=true) and
+    by one EnvPool of all four games must be the same batch."""
+    from rlkit.envs import make_groups
+    from rlkit.nets import make_policy
+    from tests.test_rollout import assert_same_batches, collect_twice
+
+    whole = load_config(["env=pong", "num_envs=4", "env.max_episode_steps=20"])
+    halves = make_groups(load_config(["env=pong", "num_envs=4", "env.max_episode_steps=20", "overlap=true"]))
+    assert [h.num_envs for h in halves] == [2, 2] and all(hasattr(h, "step_async") for h in halves)
+    policy = make_policy(whole.model, halves[0].single_observation_space, halves[0].single_action_space)
+    overlapped = collect_twice(halves, policy, num_steps=32)
+    assert_same_batches(collect_twice(make_groups(whole), policy, num_steps=32), overlapped)
+    assert len(overlapped[0][1]) == 4  # every game cut at 20 steps inside the rollout, and restarted
+
+
+def test_overlapped_envpool_halves_collect_the_batch_of_one_pool():
+    result = subprocess.run([sys.executable, "-c", "from tests.test_envpool import overlapped_envpool_batches; "
+                             "overlapped_envpool_batches()"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -93,16 +93,16 @@ def test_a_killed_env_worker_is_replaced_and_counted():
     policy = ConstantValue()
     rollout = Rollout(make_vec(cfg), torch.device("cpu"), num_steps=16, seed=0, remake=lambda: make_vec(cfg))
     rollout.collect(policy, gamma=0.99)
-    old = rollout.envs
+    old = rollout.groups[0]
     old.processes[0].kill()
     old.processes[0].join()
     batch, _ = rollout.collect(policy, gamma=0.99)
-    assert rollout.restarts == 1 and rollout.envs is not old
+    assert rollout.restarts == 1 and rollout.groups[0] is not old
     assert batch["dones"][0].tolist() == [1.0, 1.0] and batch["rewards"][0].tolist() == [0.0, 0.0]
-    assert all(p.is_alive() for p in rollout.envs.processes)
+    assert all(p.is_alive() for p in rollout.groups[0].processes)
     batch, _ = rollout.collect(policy, gamma=0.99)  # and it keeps going
     assert rollout.restarts == 1
-    rollout.envs.close()
+    rollout.close()
 
 
 def test_envs_that_keep_failing_stop_the_run_with_one_line():
@@ -111,6 +111,7 @@ def test_envs_that_keep_failing_stop_the_run_with_one_line():
     class Broken:
         num_envs = 1
         single_observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+        single_action_space = gym.spaces.Discrete(2)
 
         def reset(self, seed=None):
             return np.zeros((1, 2), np.float32), {}
@@ -124,3 +125,47 @@ def test_envs_that_keep_failing_stop_the_run_with_one_line():
     rollout = Rollout(Broken(), torch.device("cpu"), num_steps=100, seed=0, remake=Broken)
     with pytest.raises(RunError, match="envs failed 11 time\\(s\\), last with RuntimeError: game crashed"):
         rollout.collect(ConstantValue(), gamma=0.99)
+
+
+def collect_twice(envs, policy, seed=3, num_steps=64):
+    torch.manual_seed(0)
+    rollout = Rollout(envs, torch.device("cpu"), num_steps=num_steps, seed=seed)
+    out = [rollout.collect(policy, gamma=0.99) for _ in range(2)]
+    rollout.close()
+    return out
+
+
+def assert_same_batches(one, other):
+    for (a, episodes_a), (b, episodes_b) in zip(one, other):
+        assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
+        for key in ("actions", "dones"):
+            assert torch.equal(a[key], b[key]), key
+        for key in ("obs", "rewards", "logprobs", "values", "last_value"):  # rewards: bootstrapped values
+            assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
+        assert episodes_a == episodes_b
+
+
+def test_overlapped_halves_collect_the_batch_of_one_vector_env():
+    """overlap=true: two async halves stepped in turn, on-policy, give the batch that one
+    vector env of all the games gives for the same seed (the same shapes, the same numbers)."""
+    from rlkit.config import load_config
+    from rlkit.envs import make_groups
+    from rlkit.nets import make_policy
+
+    whole = load_config(["env=cartpole", "num_envs=4"])
+    halves = make_groups(load_config(["env=cartpole", "num_envs=4", "vector=async", "overlap=true"]))
+    assert [h.num_envs for h in halves] == [2, 2] and all(hasattr(h, "step_async") for h in halves)
+    policy = make_policy(whole.model, halves[0].single_observation_space, halves[0].single_action_space)
+    overlapped = collect_twice(halves, policy)
+    assert_same_batches(collect_twice(make_groups(whole), policy), overlapped)
+    assert len(overlapped[0][1]) > 4  # episodes ended (and restarted) inside the rollouts
+
+
+def test_overlap_needs_envs_that_step_in_the_background():
+    from rlkit.config import UsageError, load_config
+    from rlkit.envs import make_groups
+
+    with pytest.raises(UsageError, match="overlap=true needs envs that step in the background"):
+        make_groups(load_config(["env=cartpole", "overlap=true"]))
+    with pytest.raises(UsageError, match="num_envs must be even, got 3"):
+        make_groups(load_config(["env=cartpole", "overlap=true", "vector=async", "num_envs=3"]))

@@ -73,24 +73,41 @@ def backend(env_cfg) -> str:
     return "envpool" if envpool_available() else "gymnasium"
 
 
-def make_vec(cfg, pool=None) -> gym.vector.VectorEnv:
+def make_vec(cfg, pool=None, num_envs: int | None = None, first: int = 0) -> gym.vector.VectorEnv:
     """`cfg.num_envs` copies of `cfg.env`, stepped together: EnvPool's threads for Atari when
     installed, else Gymnasium's vector env (sync, or async with shared memory). Board games:
-    the self-play env, with `pool` as its opponent pool (default: a new one)."""
+    the self-play env, with `pool` as its opponent pool (default: a new one). `num_envs` and
+    `first` make a part of the whole (games first..first+num_envs-1, seeded as in the whole)."""
     if cfg.env.family == "board":
         from rlkit.envs import selfplay
 
         return selfplay.make(cfg, pool)
+    n = num_envs or cfg.num_envs
     if backend(cfg.env) == "envpool":
         from rlkit.envs.atari import EnvPoolAtari
 
-        return EnvPoolAtari(cfg.env, cfg.num_envs, cfg.seed)
+        return EnvPoolAtari(cfg.env, n, cfg.seed + first)
     make_env(cfg.env).close()  # fail here, in this process, on bad settings
-    fns = [lambda: make_env(cfg.env) for _ in range(cfg.num_envs)]
+    fns = [lambda: make_env(cfg.env) for _ in range(n)]
     if cfg.vector == "async":
         fns = [_ignoring_sigint(fn) for fn in fns]
         envs = gym.vector.AsyncVectorEnv(fns, shared_memory=True, autoreset_mode=AutoresetMode.SAME_STEP)
     else:
         envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
-    envs.action_space.seed(cfg.seed)
+    envs.action_space.seed(cfg.seed + first)
     return envs
+
+
+def make_groups(cfg, pool=None):
+    """The envs a local rollout steps: one vector env, or with `overlap=true` two halves that step
+    in the background in turn (EnvPool's threads, or vector=async's processes) while the policy
+    acts for the other half (see rlkit.rollout.Rollout)."""
+    if not cfg.overlap:
+        return make_vec(cfg, pool)
+    if cfg.env.family == "board" or backend(cfg.env) != "envpool" and cfg.vector != "async":
+        raise UsageError("overlap=true needs envs that step in the background: env.backend=envpool (Atari) "
+                         "or vector=async; board games step their opponents in this process")
+    if cfg.num_envs < 2 or cfg.num_envs % 2:
+        raise UsageError(f"overlap=true splits the envs in two halves: num_envs must be even, got {cfg.num_envs}")
+    half = cfg.num_envs // 2
+    return [make_vec(cfg, num_envs=half, first=g * half) for g in range(2)]

@@ -96,7 +96,15 @@ class EnvPoolAtari(gym.vector.VectorEnv):
         return obs, {}
 
     def step(self, actions):
-        obs, reward, terminated, truncated, info = self.envpool.step(np.asarray(actions))
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions) -> None:
+        """Start a step; EnvPool's threads run it while this thread does other work."""
+        self.envpool.send(np.asarray(actions))
+
+    def step_wait(self):
+        obs, reward, terminated, truncated, info = self.envpool.recv()
         self.score += info["reward"]  # before clipping
         self.length += 1
         done = terminated | truncated
