@@ -9,7 +9,9 @@ actions), rlkit training, and Stable-Baselines3 PPO training (the same Nature CN
 widths, rollout length, epochs, minibatch size, clipping, coefficients and LR schedule). It
 reports steps/s and, when `threshold` is given, the agent steps and wall-clock seconds each
 learner needed for the mean return of the last `window` episodes to reach it.
-Any other key=value is a training override (algo=reinforce, total_steps=..., seed=...).
+`repeats=N` runs rlkit and the peer N times each, taking turns, and reports the ratio of every
+pair and their median: on a shared or throttling machine one short run can be off by tens of
+percent. Any other key=value is a training override (algo=reinforce, total_steps=..., seed=...).
 
 `scaling=1,2,4` measures instead rollout collection on a Ray instance (runner=ray, no learner
 updates) with each number of workers, `iters` timed iterations each after one untimed one that
@@ -31,7 +33,7 @@ from rlkit.config import RunError, UsageError, cli, command_options, load_config
 from rlkit.stats import crossing
 
 BENCH_KEYS = {"threshold": None, "window": 100, "peer": "sb3", "append": False, "raw_steps": 5000, "scaling": None,
-              "iters": 5}
+              "iters": 5, "repeats": 1}
 
 
 def split_args(argv):
@@ -46,6 +48,8 @@ def split_args(argv):
         if not counts or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts):
             raise UsageError(f"scaling must be worker counts like 1,2,4; got {opts['scaling']!r}")
         opts["scaling"] = counts
+    if opts["repeats"] < 1:
+        raise UsageError(f"repeats must be >= 1, got {opts['repeats']}")
     return opts, rest
 
 
@@ -113,14 +117,24 @@ def table(opts, raw, results) -> str:
         reach = (f"{hit[0]:,} | {hit[1]:.0f}" if hit else "not reached | -") if thr is not None else "- | -"
         lines.append(f"| {name} | {r['steps']:,} | {r['seconds']:.0f} | {sps:,.0f} | {sps / raw:.2f} | {reach} "
                      f"| {final:.1f} | {r['peak_rss_mib']:.0f} |")
-    if len(results) == 2:
-        (a, ra), (b, rb) = results.items()
-        ratio = (ra["steps"] / ra["seconds"]) / (rb["steps"] / rb["seconds"])
-        lines.append(f"\nsteps/s, {a} / {b}: **{ratio:.2f}x**")
+    items = list(results.items())  # with a peer: rlkit, peer, rlkit, peer, ...
+    pairs = [(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)] if opts.get("peer", "sb3") != "none" \
+        else []
+    if len(pairs) == 1:
+        ((a, ra), (b, rb)), = pairs
+        lines.append(f"\nsteps/s, {a} / {b}: **{_ratio(ra, rb):.2f}x**")
         ha, hb = crossing(ra["episodes"], thr, win), crossing(rb["episodes"], thr, win)
         if ha and hb:
             lines[-1] += f"; wall-clock to the threshold, {b} / {a}: **{hb[1] / ha[1]:.2f}x** (above 1: rlkit faster)"
+    elif pairs:  # repeats: rlkit and the peer took turns, so slow spells of the machine hit both
+        ratios = [_ratio(ra, rb) for (_, ra), (_, rb) in pairs]
+        lines.append(f"\nsteps/s, rlkit / peer, run by run: {', '.join(f'{r:.2f}x' for r in ratios)}; "
+                     f"median **{np.median(ratios):.2f}x**")
     return "\n".join(lines)
+
+
+def _ratio(a: dict, b: dict) -> float:
+    return (a["steps"] / a["seconds"]) / (b["steps"] / b["seconds"])
 
 
 def ray_scaling(cfg, counts, iters):
@@ -199,9 +213,13 @@ def main(argv):
     from rlkit.train import run_label
 
     folder = Path(cfg.runs_root) / f"bench__{run_label(cfg)}__{time.strftime('%Y%m%d-%H%M%S')}"
-    results = {f"rlkit {cfg.algo.name}": run("rlkit.train", rest, folder / f"rlkit_{cfg.algo.name}")}
-    if opts["peer"] == "sb3":
-        results["SB3 PPO"] = run("rlkit.peers", [a for a in rest if not a.startswith("algo")], folder / "sb3_ppo")
+    results, repeats = {}, opts["repeats"]
+    for i in range(1, repeats + 1):  # taking turns: a slow spell of the machine hits both learners
+        tag, suffix = (f" #{i}", f"_{i}") if repeats > 1 else ("", "")
+        results[f"rlkit {cfg.algo.name}{tag}"] = run("rlkit.train", rest, folder / f"rlkit_{cfg.algo.name}{suffix}")
+        if opts["peer"] == "sb3":
+            results[f"SB3 PPO{tag}"] = run("rlkit.peers", [a for a in rest if not a.startswith("algo")],
+                                           folder / f"sb3_ppo{suffix}")
     report = (f"### {cfg.env.name}: rlkit {cfg.algo.name} ({cfg.model.name}) vs "
               f"{'Stable-Baselines3 PPO' if opts['peer'] == 'sb3' else 'raw env'}\n\n"
               f"{date.today().isoformat()}, commit {sha}, {machine()}; {cfg.num_envs} envs (rlkit: "

@@ -44,3 +44,21 @@ def test_scaling_option_and_its_efficiency_table():
     assert "| runner=ray, 1 worker | 1,000 | 0.50 | 1.00x | 100% |" in text
     assert "| runner=ray, 2 workers | 1,800 | 0.90 | 1.80x | 90% |" in text
     assert "| runner=ray, 4 workers | 2,000 | 1.00 | 2.00x | 50% |" in text
+
+
+def test_repeated_runs_report_each_pair_and_the_median_ratio():
+    opts, _ = split_args(["env=pong", "repeats=3"])
+    assert opts["repeats"] == 3
+    with pytest.raises(UsageError, match="repeats must be >= 1, got 0"):
+        split_args(["repeats=0"])
+
+    def result(seconds):
+        return {"steps": 1000, "seconds": seconds, "episodes": [], "peak_rss_mib": 300}
+
+    runs = {"rlkit #1": result(10.0), "SB3 PPO #1": result(20.0), "rlkit #2": result(10.0),
+            "SB3 PPO #2": result(15.0), "rlkit #3": result(8.0), "SB3 PPO #3": result(24.0)}
+    text = table({"threshold": None, "window": 100}, 400.0, runs)
+    assert "run by run: 2.00x, 1.50x, 3.00x; median **2.00x**" in text
+    assert "| SB3 PPO #2 | 1,000 | 15 | 67 |" in text
+    alone = table({"threshold": None, "window": 100, "peer": "none"}, 400.0, {"a": result(10.0), "b": result(5.0)})
+    assert "x**" not in alone  # no peer: no ratios between rlkit's own runs
