@@ -102,7 +102,7 @@ def make_groups(cfg, pool=None):
     """The envs a local rollout steps: one vector env, or with `overlap=true` two halves that step
     in the background in turn (EnvPool's threads, or vector=async's processes) while the policy
     acts for the other half (see rlkit.rollout.Rollout)."""
-    if not cfg.overlap:
+    if not cfg.get("overlap", False):  # runs saved before the key existed resume without it
         return make_vec(cfg, pool)
     if cfg.env.family == "board" or backend(cfg.env) != "envpool" and cfg.vector != "async":
         raise UsageError("overlap=true needs envs that step in the background: env.backend=envpool (Atari) "
