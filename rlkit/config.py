@@ -127,7 +127,8 @@ def _check_types(cfg: DictConfig, base: DictConfig, prefix: str = "") -> None:
 _POSITIVE = ("total_steps", "num_envs", "algo.lr", "algo.num_steps", "algo.epochs", "algo.minibatches",
              "env.frame_skip", "env.frame_stack", "video_length", "log_every",
              "runner.workers", "runner.cpus_per_worker", "runner.start_timeout")
-_NON_NEGATIVE = ("checkpoint_every", "keep_checkpoints", "video_every")
+_NON_NEGATIVE = ("checkpoint_every", "keep_checkpoints", "video_every", "env.selfplay.opening_moves")
+_UNIT = ("algo.gamma", "algo.gae_lambda", "env.selfplay.opponent_explore")  # in [0, 1]
 _CHOICES = {"vector": ("sync", "async")}
 
 
@@ -137,18 +138,19 @@ def _check_ranges(cfg: DictConfig) -> None:
         if value is not None and value <= 0:
             raise UsageError(f"{key} must be > 0, got {value}")
     for key in _NON_NEGATIVE:
-        if cfg[key] < 0:
-            raise UsageError(f"{key} must be >= 0, got {cfg[key]}")
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value < 0:
+            raise UsageError(f"{key} must be >= 0, got {value}")
     for key, valid in _CHOICES.items():
         if cfg[key] not in valid:
             raise UsageError(f"{key} must be one of: {', '.join(valid)}; got {cfg[key]!r}")
     device = str(cfg.device)
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:") and device[5:].isdigit()):
         raise UsageError(f"device must be one of: auto, cpu, cuda, cuda:N, mps; got {device!r}")
-    for key in ("gamma", "gae_lambda"):
-        value = cfg.algo.get(key)
+    for key in _UNIT:
+        value = OmegaConf.select(cfg, key)
         if value is not None and not 0.0 <= value <= 1.0:
-            raise UsageError(f"algo.{key} must be in [0, 1], got {value}")
+            raise UsageError(f"{key} must be in [0, 1], got {value}")
 
 
 def _apply_tuned(cfg: DictConfig, explicit: set[str]) -> None:

@@ -232,3 +232,30 @@ def test_a_snapshot_dropped_from_the_pool_finishes_its_games():
     for _ in range(12):
         info = envs.step([rng.choice(np.flatnonzero(m)) for m in info["action_mask"]])[4]
     assert "step_0" not in envs.opponent and "step_0" not in pool.members
+
+
+def test_random_openings_and_exploring_opponents_vary_training_games_only():
+    from rlkit.envs.selfplay import Fixed, SelfPlay, play_match
+    from rlkit.opponents import Player
+
+    class Corner(Player):  # always the lowest free cell
+        def choose(self, observation, mask):
+            return int(np.flatnonzero(mask)[0])
+
+    env_cfg = load_config(["env=tictactoe"]).env
+    plain = SelfPlay(env_cfg, 64, Fixed(Corner()), seats="first")
+    obs, _ = plain.reset(seed=0)
+    assert obs.sum() == 0  # the learner moves first on an empty board
+    opened = SelfPlay(env_cfg, 64, Fixed(Corner()), seats="first", opening_moves=3)
+    obs, info = opened.reset(seed=0)
+    stones = obs.reshape(64, -1).sum(1)
+    assert set(stones) == {0, 2, 4}  # 0..3 random moves, the opponent's reply if it is its turn, then the learner
+    assert (info["action_mask"].sum(1) == 9 - stones).all()
+    # The opponent answers the learner's move in cell 4: always cell 0, or any cell when exploring.
+    for explore, replies in ((0.0, {0}), (1.0, {0, 1, 2, 3, 5, 6, 7, 8})):
+        envs = SelfPlay(env_cfg, 64, Fixed(Corner()), seats="first", opponent_explore=explore)
+        envs.reset(seed=1)
+        obs = envs.step(np.full(64, 4))[0]
+        assert set(np.nonzero(obs.reshape(64, 9, 2)[:, :, 1])[1]) == replies
+    # Matches (Elo ratings, arena) never use either: the corner player's games are the same every time.
+    assert play_match(env_cfg, Corner(), Corner(), 4) == [1.0, 0.0, 1.0, 0.0]

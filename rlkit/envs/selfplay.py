@@ -40,11 +40,16 @@ SEATS = {"first": 0, "second": 1}
 
 
 class SelfPlay(gym.vector.VectorEnv):
-    """`seats`: the learner's seat in each game: random, alternate (env i: seat i % 2), first, second."""
+    """`seats`: the learner's seat in each game: random, alternate (env i: seat i % 2), first, second.
+    Variety for training (both off in matches): each game opens with 0..`opening_moves` uniformly
+    random moves, and each opponent move is a uniformly random legal one with probability
+    `opponent_explore`, so the learner meets positions its opponents' own play would not reach."""
 
-    def __init__(self, env_cfg, num_envs: int, opponents, seats: str = "random"):
+    def __init__(self, env_cfg, num_envs: int, opponents, seats: str = "random", opening_moves: int = 0,
+                 opponent_explore: float = 0.0):
         self.games = [Game(env_cfg) for _ in range(num_envs)]
         self.opponents, self.seat_rule = opponents, seats
+        self.opening_moves, self.opponent_explore = opening_moves, opponent_explore
         self.num_envs = num_envs
         self.single_observation_space = self.games[0].observation_space
         self.single_action_space = gym.spaces.Discrete(self.games[0].num_actions)
@@ -65,11 +70,17 @@ class SelfPlay(gym.vector.VectorEnv):
         return self._observe()
 
     def _new_game(self, i: int, seed=None) -> None:
-        self.games[i].reset(seed)
+        game = self.games[i]
+        game.reset(seed)
         rule = self.seat_rule
         self.seat[i] = self.rng.integers(2) if rule == "random" else i % 2 if rule == "alternate" else SEATS[rule]
         self.opponent[i] = self.opponents.sample()
         self.player[i] = self.opponents.player(self.opponent[i])
+        for _ in range(self.rng.integers(self.opening_moves + 1)):
+            game.step(self.rng.choice(np.flatnonzero(game.observe()[1])))
+            if game.over:  # an opening that ends the game: this game starts from the empty board
+                game.reset()
+                break
 
     def _opponents_move(self, indices) -> None:
         """Until the learner is to move (or the game is over): each opponent moves in all its games at once."""
@@ -81,6 +92,8 @@ class SelfPlay(gym.vector.VectorEnv):
                 group = [i for i in waiting if self.opponent[i] == key]
                 obs, masks = zip(*(self.games[i].observe() for i in group))
                 actions = self.player[group[0]].act_batch(np.stack(obs), np.stack(masks))
+                for k in np.flatnonzero(self.rng.random(len(group)) < self.opponent_explore):
+                    actions[k] = self.rng.choice(np.flatnonzero(masks[k]))
                 for i, a in zip(group, actions):
                     self.games[i].step(a)
 
@@ -152,6 +165,7 @@ def make(cfg, pool=None) -> SelfPlay:
         probe.env.close()
         pool = OpponentPool(cfg.env.selfplay, cfg.env.game, lambda: make_policy(cfg.model, space, actions, board=True),
                             lambda a, b, n, seed: play_match(cfg.env, a, b, n, seed), seed=cfg.seed)
-    envs = SelfPlay(cfg.env, cfg.num_envs, pool)
+    sp = cfg.env.selfplay
+    envs = SelfPlay(cfg.env, cfg.num_envs, pool, opening_moves=sp.opening_moves, opponent_explore=sp.opponent_explore)
     envs.pool = pool
     return envs
