@@ -16,7 +16,7 @@ import numpy as np
 from rlkit import elo
 from rlkit.config import UsageError, board_env, cli, command_args
 from rlkit.envs.selfplay import play_match
-from rlkit.opponents import load_player
+from rlkit.opponents import against_minimax, load_player
 
 DEFAULTS = {"env": "", "agents": [], "games": 100, "depth": 4, "greedy": True, "seed": 0}
 
@@ -58,6 +58,21 @@ def pairings(names: list[str], results) -> str:
     return "\n".join(lines)
 
 
+def exhaustive(names, players, specs) -> str:
+    """Tic-tac-toe: every game each greedy trained agent can play against perfect play (any of
+    minimax's best moves), in each seat: "never loses to minimax" checked exactly."""
+    lines = []
+    for name, player, spec in zip(names, players, specs):
+        if spec in ("random", "minimax"):
+            continue
+        seats = [against_minimax(player, seat) for seat in (0, 1)]
+        lost = sum(c["lost"] for c in seats)
+        lines.append(f"{name} against every line of perfect play: " + "; ".join(
+            f"{'first (X)' if seat == 0 else 'second (O)'} {c['won']} won, {c['drawn']} drawn, {c['lost']} lost"
+            for seat, c in enumerate(seats)) + (" -- never loses" if lost == 0 else f" -- loses {lost} lines"))
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> str:
     args, env_overrides = command_args(argv, DEFAULTS)
     specs = [str(s).strip() for s in args["agents"] if str(s).strip()]
@@ -73,6 +88,8 @@ def main(argv: list[str]) -> str:
         raise UsageError(f"each agent may appear once; got {', '.join(specs)}")
     results = tournament(env_cfg, players, args["games"], args["seed"])
     out = f"{pairings(names, results)}\n\n{table(names, results, args['seed'])}"
+    if env_cfg.game == "tictactoe" and "minimax" in specs and args["greedy"]:
+        out += "\n\n" + exhaustive(names, players, specs)
     print(out)
     return out
 

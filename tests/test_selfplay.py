@@ -259,3 +259,38 @@ def test_random_openings_and_exploring_opponents_vary_training_games_only():
         assert set(np.nonzero(obs.reshape(64, 9, 2)[:, :, 1])[1]) == replies
     # Matches (Elo ratings, arena) never use either: the corner player's games are the same every time.
     assert play_match(env_cfg, Corner(), Corner(), 4) == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_against_minimax_walks_every_line_of_perfect_play():
+    from rlkit.opponents import Player, against_minimax
+
+    class Lowest(Player):  # the lowest free cell
+        def choose(self, observation, mask):
+            return int(np.flatnonzero(mask)[0])
+
+    class Perfect(Player):  # the lowest of minimax's best moves: deterministic and perfect
+        def choose(self, observation, mask):
+            values = Minimax().move_values(observation)
+            return min(a for a, v in values.items() if v == max(values.values()))
+
+    # X plays 0; the only reply that does not lose is 4; X 1; O must block at 2; X 3; O wins at 6.
+    assert against_minimax(Lowest(), 0) == {"won": 0, "drawn": 0, "lost": 1}
+    second = against_minimax(Lowest(), 1)
+    assert second["won"] == second["drawn"] == 0 and second["lost"] >= 9  # minimax opens anywhere: all draw
+    for seat in (0, 1):
+        counts = against_minimax(Perfect(), seat)
+        assert counts["lost"] == counts["won"] == 0 and counts["drawn"] >= (1 if seat == 0 else 9)
+
+
+def test_arena_checks_tictactoe_agents_against_every_line_of_perfect_play(train):
+    from rlkit.arena import main
+
+    run = train("env=tictactoe", "model=mlp", "num_envs=4", "algo.num_steps=8", "total_steps=32")
+    out = main(["env=tictactoe", f"agents=[{run},minimax]", "games=4"])
+    line = next(x for x in out.splitlines() if x.startswith(f"{run} against every line of perfect play"))
+    import re
+
+    counts = [tuple(map(int, m)) for m in re.findall(r"(\d+) won, (\d+) drawn, (\d+) lost", line)]
+    assert len(counts) == 2 and sum(counts[1]) >= 9  # as O: at least one line per opening
+    lost = counts[0][2] + counts[1][2]
+    assert line.endswith("never loses" if lost == 0 else f"loses {lost} lines")
