@@ -29,9 +29,13 @@ def spaces_of(observation_space, action_space) -> dict:
 
 def rebuild_spaces(spaces: dict):
     shape, dtype = tuple(spaces["obs_shape"]), np.dtype(spaces["obs_dtype"])
-    high = 255 if dtype == np.uint8 else np.inf
-    return gym_spaces.Box(0 if dtype == np.uint8 else -np.inf, high, shape, dtype), \
-        gym_spaces.Discrete(spaces["num_actions"])
+    if dtype == np.bool_:  # Go's planes
+        low, high = 0, 1
+    elif np.issubdtype(dtype, np.integer):  # frames (uint8), tic-tac-toe and Connect Four planes (int8)
+        low, high = np.iinfo(dtype).min, np.iinfo(dtype).max
+    else:
+        low, high = -np.inf, np.inf
+    return gym_spaces.Box(low, high, shape, dtype), gym_spaces.Discrete(spaces["num_actions"])
 
 
 class Agent:

@@ -294,3 +294,21 @@ def test_arena_checks_tictactoe_agents_against_every_line_of_perfect_play(train)
     assert len(counts) == 2 and sum(counts[1]) >= 9  # as O: at least one line per opening
     lost = counts[0][2] + counts[1][2]
     assert line.endswith("never loses" if lost == 0 else f"loses {lost} lines")
+
+
+@pytest.mark.parametrize("game", ["tictactoe", "connect_four", "go"])
+def test_a_trained_agent_of_every_board_game_loads_and_plays(game, train):
+    """Go's planes are bool: the agent's observation space must be rebuilt from them too."""
+    import rlkit
+    from rlkit.arena import main
+
+    size = ["env.board_size=5"] if game == "go" else []
+    run = train(f"env={game}", *size, "num_envs=2", "algo.num_steps=4", "total_steps=8",
+                "env.selfplay.eval_games=2", name=game)
+    agent = rlkit.load_agent(run)
+    env = agent.make_env()
+    env.reset(seed=0)
+    obs = env.last()[0]
+    assert obs["action_mask"][agent.act(obs["observation"], action_mask=obs["action_mask"])]
+    out = main([f"env={game}", *size, f"agents=[{run},random]", "games=2"])
+    assert f"{run} vs random: " in out
