@@ -7,9 +7,16 @@ from omegaconf import OmegaConf
 
 from rlkit import elo
 from rlkit.config import load_config
-from rlkit.opponents import AlphaBeta, Minimax, RandomPlayer
+from rlkit.opponents import AlphaBeta, Minimax, Player, RandomPlayer
 from rlkit.pool import OpponentPool
 from tests.conftest import run_cli
+
+
+class LowestFree(Player):
+    """Always the lowest free cell: a deterministic, weak player."""
+
+    def choose(self, observation, mask):
+        return int(np.flatnonzero(mask)[0])
 
 
 def board(cells_mine, cells_theirs, shape=(3, 3)):
@@ -236,37 +243,28 @@ def test_a_snapshot_dropped_from_the_pool_finishes_its_games():
 
 def test_random_openings_and_exploring_opponents_vary_training_games_only():
     from rlkit.envs.selfplay import Fixed, SelfPlay, play_match
-    from rlkit.opponents import Player
-
-    class Corner(Player):  # always the lowest free cell
-        def choose(self, observation, mask):
-            return int(np.flatnonzero(mask)[0])
 
     env_cfg = load_config(["env=tictactoe"]).env
-    plain = SelfPlay(env_cfg, 64, Fixed(Corner()), seats="first")
+    plain = SelfPlay(env_cfg, 64, Fixed(LowestFree()), seats="first")
     obs, _ = plain.reset(seed=0)
     assert obs.sum() == 0  # the learner moves first on an empty board
-    opened = SelfPlay(env_cfg, 64, Fixed(Corner()), seats="first", opening_moves=3)
+    opened = SelfPlay(env_cfg, 64, Fixed(LowestFree()), seats="first", opening_moves=3)
     obs, info = opened.reset(seed=0)
     stones = obs.reshape(64, -1).sum(1)
     assert set(stones) == {0, 2, 4}  # 0..3 random moves, the opponent's reply if it is its turn, then the learner
     assert (info["action_mask"].sum(1) == 9 - stones).all()
     # The opponent answers the learner's move in cell 4: always cell 0, or any cell when exploring.
     for explore, replies in ((0.0, {0}), (1.0, {0, 1, 2, 3, 5, 6, 7, 8})):
-        envs = SelfPlay(env_cfg, 64, Fixed(Corner()), seats="first", opponent_explore=explore)
+        envs = SelfPlay(env_cfg, 64, Fixed(LowestFree()), seats="first", opponent_explore=explore)
         envs.reset(seed=1)
         obs = envs.step(np.full(64, 4))[0]
         assert set(np.nonzero(obs.reshape(64, 9, 2)[:, :, 1])[1]) == replies
     # Matches (Elo ratings, arena) never use either: the corner player's games are the same every time.
-    assert play_match(env_cfg, Corner(), Corner(), 4) == [1.0, 0.0, 1.0, 0.0]
+    assert play_match(env_cfg, LowestFree(), LowestFree(), 4) == [1.0, 0.0, 1.0, 0.0]
 
 
 def test_against_minimax_walks_every_line_of_perfect_play():
-    from rlkit.opponents import Player, against_minimax
-
-    class Lowest(Player):  # the lowest free cell
-        def choose(self, observation, mask):
-            return int(np.flatnonzero(mask)[0])
+    from rlkit.opponents import against_minimax
 
     class Perfect(Player):  # the lowest of minimax's best moves: deterministic and perfect
         def choose(self, observation, mask):
@@ -274,8 +272,8 @@ def test_against_minimax_walks_every_line_of_perfect_play():
             return min(a for a, v in values.items() if v == max(values.values()))
 
     # X plays 0; the only reply that does not lose is 4; X 1; O must block at 2; X 3; O wins at 6.
-    assert against_minimax(Lowest(), 0) == {"won": 0, "drawn": 0, "lost": 1}
-    second = against_minimax(Lowest(), 1)
+    assert against_minimax(LowestFree(), 0) == {"won": 0, "drawn": 0, "lost": 1}
+    second = against_minimax(LowestFree(), 1)
     assert second["won"] == second["drawn"] == 0 and second["lost"] >= 9  # minimax opens anywhere: all draw
     for seat in (0, 1):
         counts = against_minimax(Perfect(), seat)
