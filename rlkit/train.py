@@ -204,6 +204,17 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     return run_dir, False
 
 
+def with_new_defaults(stored):
+    """A run's stored config, with the keys rlkit gained since it was saved set to today's defaults
+    for the same env, algorithm and model. Every stored value is kept as it was."""
+    try:
+        current = load_config([f"env={stored.env.name}", f"algo={stored.algo.name}", f"model={stored.model.name}"])
+    except (UsageError, AttributeError):  # a game or algorithm since renamed: the stored config alone
+        return stored
+    OmegaConf.set_struct(current, False)
+    return OmegaConf.merge(current, stored)
+
+
 def resume_config(run: str, overrides: list[str]):
     """The checkpoint's config, with the few keys a resumed run may change."""
     keys = [o.split("=", 1)[0] for o in overrides]
@@ -211,6 +222,7 @@ def resume_config(run: str, overrides: list[str]):
     if fixed:
         raise UsageError(f"cannot change {fixed[0]!r} when resuming; allowed: {', '.join(RESUMABLE)}, runner.*")
     ckpt = checkpoint.load(checkpoint.latest(run))
+    ckpt["config"] = with_new_defaults(ckpt["config"])
     runner = ckpt["config"].get("runner", {}).get("name", "local")  # runs from before runners were local
     if "runner" not in keys:
         overrides = [f"runner={runner}", *overrides]  # runner.workers=N goes on with the run's runner

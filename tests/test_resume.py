@@ -79,6 +79,27 @@ def test_resume_can_extend_but_not_change_the_run(tmp_path):
         main([f"resume={tmp_path / 'nothing'}"])
 
 
+def test_a_run_saved_before_a_config_key_existed_resumes_with_its_default(tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    run = main([*TOY, "total_steps=128", f"run_dir={tmp_path / 'old'}"])
+    path = run / "checkpoints" / "final.safetensors"
+    with safe_open(str(path), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    config = json.loads(meta["config"])
+    del config["overlap"], config["algo"]["clip_vloss"]  # as if saved by an rlkit without these keys
+    config["algo"]["ent_coef"] = 0.123                    # stored values win over today's defaults
+    save_file(tensors, str(path), metadata={**meta, "config": json.dumps(config)})
+    main([f"resume={run}", "total_steps=256", "progress=false"])
+    resumed = checkpoint.load(path)
+    assert resumed["counters"]["step"] == 256
+    assert resumed["config"].overlap is False and resumed["config"].algo.clip_vloss is True
+    assert resumed["config"].algo.ent_coef == 0.123
+
+
 def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     real, calls = ppo.update, []
 
