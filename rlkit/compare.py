@@ -8,6 +8,7 @@ DQN as reference peers, see `rlkit.peers`), one process each, into one folder:
 
     OUT/{algo}__{seed}/   the runs (open them together: tensorboard --logdir OUT)
     OUT/curves.png        mean return and 95% bootstrap band against agent steps and wall-clock
+    OUT/elo.png           self-play runs only: each run's latest snapshot's Elo against agent steps
     OUT/results.md        per algorithm: final return +- CI, IQM, steps to threshold, speed, memory
     OUT/results.csv       the same numbers, unrounded; OUT/episodes.csv every episode of every run
 
@@ -115,10 +116,11 @@ def load_run(run_dir: Path) -> dict:
         raise UsageError(f"{run_dir} logged no episode/return: is it an rlkit run folder?")
     start = events.FirstEventTimestamp()
     episodes = [(e.step, e.value, e.wall_time - start) for e in events.Scalars("episode/return")]
+    elo = [(e.step, e.value) for e in events.Scalars("elo/latest")] if "elo/latest" in events.Tags()["scalars"] else []
     summary_file = run_dir / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     config = OmegaConf.load(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
-    return {"dir": run_dir, "episodes": episodes, "summary": summary,
+    return {"dir": run_dir, "episodes": episodes, "elo": elo, "summary": summary,
             "algo": config.get("peer") or OmegaConf.select(config, "algo.name") or run_dir.name,
             "seed": config.get("seed"), "env": OmegaConf.select(config, "env.name") or "?"}
 
@@ -186,6 +188,28 @@ def plot(groups, path: Path, title: str, smooth: int) -> None:
     plt.close(fig)
 
 
+def plot_elo(groups, path: Path, title: str) -> None:
+    """Self-play runs: the Elo of each new snapshot (random = 0) against the agent steps it was taken at."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for algo, runs in groups.items():
+        for run in runs:
+            if run["elo"]:
+                steps, elo = zip(*run["elo"])
+                ax.plot(steps, elo, marker=".", label=f"{algo} seed {run['seed']}")
+    ax.set_xlabel("agent steps")
+    ax.set_ylabel("Elo of the latest snapshot (random = 0)")
+    ax.legend(loc="best")
+    ax.set_title(f"{title}: self-play Elo over training")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def existing(patterns: list[str]) -> dict[str, list[Path]]:
     """Run folders matched by each pattern; one pattern groups them by algorithm, several by pattern."""
     found = {p: sorted(Path(d) for d in glob.glob(p) if (Path(d) / "config.yaml").is_file()) for p in patterns}
@@ -208,7 +232,11 @@ def report(out: Path, groups: dict[str, list[dict]], opts) -> str:
     env = sorted({run["env"] for runs in groups.values() for run in runs})
     plot(groups, out / "curves.png", ", ".join(env), opts["smooth"])
     table = markdown(rows, opts["threshold"], opts["window"])
-    (out / "results.md").write_text(f"# {', '.join(env)}\n\n![curves](curves.png)\n\n{table}")
+    elo = any(run["elo"] for runs in groups.values() for run in runs)
+    if elo:
+        plot_elo(groups, out / "elo.png", ", ".join(env))
+    (out / "results.md").write_text(f"# {', '.join(env)}\n\n![curves](curves.png)\n\n"
+                                    + ("![elo](elo.png)\n\n" if elo else "") + table)
     return table
 
 
@@ -239,7 +267,8 @@ def main(argv: list[str]) -> Path:
             if finished(out / f"{algo}__{seed}"):
                 groups.setdefault(algo, []).append(load_run(out / f"{algo}__{seed}"))
     print(report(out, groups, opts))
-    print(f"plot: {out / 'curves.png'}\ntable: {out / 'results.md'}\nnumbers: {out / 'results.csv'}, "
+    print(f"plot: {out / 'curves.png'}" + (f", {out / 'elo.png'}" if (out / "elo.png").is_file() else "")
+          + f"\ntable: {out / 'results.md'}\nnumbers: {out / 'results.csv'}, "
           f"{out / 'episodes.csv'}\nall runs in TensorBoard: tensorboard --logdir {out}")
     if opts["runs"] == [] and failed:
         raise RunError(f"{len(failed)} run(s) failed (the table holds the others), first: {failed[0]}")

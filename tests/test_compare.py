@@ -46,6 +46,7 @@ def test_compare_writes_plot_table_and_csv_that_agree(comparison):
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["logs", "ppo__1", "ppo__2", "sb3_a2c__1",
                                                                    "sb3_a2c__2"]
     assert Image.open(out / "curves.png").size[0] > 600
+    assert not (out / "elo.png").exists()  # only self-play runs log an Elo
     rows = list(csv.DictReader(open(out / "results.csv")))
     episodes = list(csv.DictReader(open(out / "episodes.csv")))
     table = [line for line in (out / "results.md").read_text().splitlines() if line.startswith("| ppo")

@@ -224,6 +224,17 @@ def test_selfplay_training_logs_elo_and_resumes_with_its_pool(train, tmp_path):
     resumed = checkpoint.load(run / "checkpoints" / "final.safetensors")
     assert list(resumed["pool"]["meta"]["members"]) == ["random", "step_0", "step_256", "step_512", "step_768"]
     assert resumed["pool"]["meta"]["members"]["step_256"]["games"] >= members["step_256"]["games"]
+    # rlkit.compare draws the Elo curve of self-play runs from the same TensorBoard data.
+    from PIL import Image
+
+    from rlkit.compare import load_run
+    from rlkit.compare import main as compare
+
+    ea.Reload()
+    assert load_run(run)["elo"] == [(e.step, e.value) for e in ea.Scalars("elo/latest")]
+    assert [step for step, _ in load_run(run)["elo"]] == [0, 256, 512, 768]
+    out = compare([f"runs=[{run}]", f"out={tmp_path / 'cmp'}"])
+    assert Image.open(out / "elo.png").size[0] > 600 and "![elo](elo.png)" in (out / "results.md").read_text()
 
 
 def test_a_snapshot_dropped_from_the_pool_finishes_its_games():
