@@ -18,7 +18,7 @@ import torch
 from gymnasium import spaces as gym_spaces
 
 from rlkit import checkpoint
-from rlkit.config import UsageError
+from rlkit.config import UsageError, with_new_defaults
 from rlkit.nets import make_policy
 
 
@@ -73,6 +73,7 @@ def load_agent(path, device: str = "cpu") -> Agent:
     path = Path(path)
     file = checkpoint.latest(path) if path.is_dir() else path
     ckpt = checkpoint.load(file, device)
+    ckpt["config"], _ = with_new_defaults(ckpt["config"])
     obs_space, act_space = rebuild_spaces(ckpt["spaces"])
     board = ckpt["config"].env.family == "board"
     policy = make_policy(ckpt["config"].model, obs_space, act_space, board=board).to(device)

@@ -200,7 +200,7 @@ def plot_elo(groups, path: Path, title: str) -> None:
         for run in runs:
             if run["elo"]:
                 steps, elo = zip(*run["elo"])
-                ax.plot(steps, elo, marker=".", label=f"{algo} seed {run['seed']}")
+                ax.plot(steps, elo, marker=".", label=algo if run["seed"] is None else f"{algo} seed {run['seed']}")
     ax.set_xlabel("agent steps")
     ax.set_ylabel("Elo of the latest snapshot (random = 0)")
     ax.legend(loc="best")
@@ -233,6 +233,7 @@ def report(out: Path, groups: dict[str, list[dict]], opts) -> str:
     plot(groups, out / "curves.png", ", ".join(env), opts["smooth"])
     table = markdown(rows, opts["threshold"], opts["window"])
     elo = any(run["elo"] for runs in groups.values() for run in runs)
+    (out / "elo.png").unlink(missing_ok=True)  # not one left from other runs in a reused folder
     if elo:
         plot_elo(groups, out / "elo.png", ", ".join(env))
     (out / "results.md").write_text(f"# {', '.join(env)}\n\n![curves](curves.png)\n\n"

@@ -192,6 +192,38 @@ def load_config(overrides: list[str]) -> DictConfig:
     return cfg
 
 
+# Keys added after runs were first saved, whose default is not what a run without them did: a run
+# saved before the key existed goes on (resume, watch, play, arena) as it was trained.
+LEGACY = {"env.selfplay.opening_moves": 0, "env.selfplay.opponent_explore": 0.0, "env.backend": "gymnasium"}
+
+
+def _leaves(cfg: DictConfig, prefix: str = ""):
+    for key, value in cfg.items():
+        if isinstance(value, DictConfig):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def with_new_defaults(stored: DictConfig) -> tuple[DictConfig, list[str]]:
+    """A saved run's config with the keys rlkit gained since then filled in (today's defaults for
+    the same env, algorithm and model, or the old behaviour from LEGACY), type-checked like a new
+    config; every stored value is kept. Also returns the filled keys as `key=value`."""
+    try:
+        current = load_config([f"env={stored.env.name}", f"algo={stored.algo.name}", f"model={stored.model.name}"])
+    except (UsageError, AttributeError):  # a game or algorithm since renamed: the stored config alone
+        return stored, []
+    missing = object()
+    filled = [k for k in _leaves(current) if OmegaConf.select(stored, k, default=missing) is missing]
+    OmegaConf.set_struct(current, False)
+    merged = OmegaConf.merge(current, stored)
+    for key in filled:
+        if key in LEGACY:
+            OmegaConf.update(merged, key, LEGACY[key])
+    _check_types(merged, current)
+    return merged, [f"{k}={OmegaConf.select(merged, k)}" for k in filled]
+
+
 def command_options(argv: list[str], defaults: dict[str, Any], choices: dict[str, tuple] | None = None,
                     passthrough: bool = False) -> tuple[dict[str, Any], list[str]]:
     """A command's own `key=value` options (watch, compare, bench), typed by their defaults:

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from rlkit import checkpoint, video
 from rlkit.agent import spaces_of
 from rlkit.algos import ALGOS
-from rlkit.config import RunError, UsageError, cli, load_config
+from rlkit.config import RunError, UsageError, cli, load_config, with_new_defaults
 from rlkit.envs import make_groups
 from rlkit.logger import Logger
 from rlkit.nets import make_policy
@@ -204,17 +204,6 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     return run_dir, False
 
 
-def with_new_defaults(stored):
-    """A run's stored config, with the keys rlkit gained since it was saved set to today's defaults
-    for the same env, algorithm and model. Every stored value is kept as it was."""
-    try:
-        current = load_config([f"env={stored.env.name}", f"algo={stored.algo.name}", f"model={stored.model.name}"])
-    except (UsageError, AttributeError):  # a game or algorithm since renamed: the stored config alone
-        return stored
-    OmegaConf.set_struct(current, False)
-    return OmegaConf.merge(current, stored)
-
-
 def resume_config(run: str, overrides: list[str]):
     """The checkpoint's config, with the few keys a resumed run may change."""
     keys = [o.split("=", 1)[0] for o in overrides]
@@ -222,7 +211,10 @@ def resume_config(run: str, overrides: list[str]):
     if fixed:
         raise UsageError(f"cannot change {fixed[0]!r} when resuming; allowed: {', '.join(RESUMABLE)}, runner.*")
     ckpt = checkpoint.load(checkpoint.latest(run))
-    ckpt["config"] = with_new_defaults(ckpt["config"])
+    ckpt["config"], filled = with_new_defaults(ckpt["config"])
+    if filled:
+        print(f"{run} was saved before these settings existed; it goes on with: {', '.join(filled)}",
+              file=sys.stderr)
     runner = ckpt["config"].get("runner", {}).get("name", "local")  # runs from before runners were local
     if "runner" not in keys:
         overrides = [f"runner={runner}", *overrides]  # runner.workers=N goes on with the run's runner

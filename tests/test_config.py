@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from rlkit.config import UsageError, load_config, options
+from rlkit.config import UsageError, load_config, options, with_new_defaults
 from tests.conftest import run_cli
 
 
@@ -94,3 +94,21 @@ def test_command_options_are_typed_by_their_defaults():
             command_options([bad], defaults)
     with pytest.raises(UsageError, match="window must be one of: auto, true; got 'x'"):
         command_options(["window=x"], {"window": "auto"}, {"window": ("auto", "true")})
+
+
+def test_a_saved_config_gains_new_keys_with_the_behaviour_it_was_trained_with():
+    from omegaconf import OmegaConf
+
+    stored = OmegaConf.to_container(load_config(["env=tictactoe", "algo.lr=0.01"]))
+    del stored["env"]["selfplay"]["opening_moves"], stored["overlap"]  # saved before these existed
+    merged, filled = with_new_defaults(OmegaConf.create(stored))
+    assert filled == ["env.selfplay.opening_moves=0", "overlap=False"]
+    # 0, not tictactoe's 2: the run was trained without random openings (LEGACY); overlap's
+    # default is the old behaviour already; stored values, changed or not, are kept.
+    assert merged.env.selfplay.opening_moves == 0 and merged.env.selfplay.opponent_explore == 0.2
+    assert merged.algo.lr == 0.01
+    stored["algo"]["lr"] = "fast"
+    with pytest.raises(UsageError, match="algo.lr must be"):
+        with_new_defaults(OmegaConf.create(stored))
+    stored["env"]["name"] = "no_such_game"  # since renamed: the stored config as it is
+    assert with_new_defaults(OmegaConf.create(stored)) == (OmegaConf.create(stored), [])

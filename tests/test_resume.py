@@ -79,7 +79,7 @@ def test_resume_can_extend_but_not_change_the_run(tmp_path):
         main([f"resume={tmp_path / 'nothing'}"])
 
 
-def test_a_run_saved_before_a_config_key_existed_resumes_with_its_default(tmp_path):
+def test_a_run_saved_before_a_config_key_existed_resumes_with_its_default(tmp_path, capsys):
     import json
 
     from safetensors import safe_open
@@ -94,6 +94,8 @@ def test_a_run_saved_before_a_config_key_existed_resumes_with_its_default(tmp_pa
     config["algo"]["ent_coef"] = 0.123                    # stored values win over today's defaults
     save_file(tensors, str(path), metadata={**meta, "config": json.dumps(config)})
     main([f"resume={run}", "total_steps=256", "progress=false"])
+    assert "was saved before these settings existed; it goes on with: algo.clip_vloss=True, overlap=False" \
+        in capsys.readouterr().err
     resumed = checkpoint.load(path)
     assert resumed["counters"]["step"] == 256
     assert resumed["config"].overlap is False and resumed["config"].algo.clip_vloss is True
