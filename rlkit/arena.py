@@ -4,7 +4,8 @@
 
 `agents`: run folders, checkpoint files, or baselines (random; minimax for tictactoe;
 alphabeta for connect_four, depth=N). Every pair plays `games` games, each agent first in half
-of them. Trained agents play their most likely move (greedy=false: sample). Prints each
+of them. Trained agents play their most likely move (greedy=false: sample); with search=N
+(Connect Four) they look N plies ahead over their learned value first (rlkit.opponents.Lookahead). Prints each
 pairing's result and a table of win/draw/loss with Elo ratings (maximum likelihood over all
 games; `random` at 0 when it plays, else the mean at 0) and bootstrap 95% intervals."""
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rlkit.config import UsageError, board_env, cli, command_args
 from rlkit.envs.selfplay import play_match
 from rlkit.opponents import against_minimax, load_player
 
-DEFAULTS = {"env": "", "agents": [], "games": 100, "depth": 4, "greedy": True, "seed": 0}
+DEFAULTS = {"env": "", "agents": [], "games": 100, "depth": 4, "greedy": True, "seed": 0, "search": 0}
 
 
 def tournament(env_cfg, players: list, games: int, seed: int = 0) -> list[tuple[int, int, float]]:
@@ -82,8 +83,9 @@ def main(argv: list[str]) -> str:
     if args["games"] < 1:
         raise UsageError(f"games must be > 0, got {args['games']}")
     env_cfg = board_env(args["env"], env_overrides)
-    players = [load_player(s, env_cfg, args["greedy"], args["depth"], args["seed"]) for s in specs]
-    names = [p.name if s in ("random", "minimax", "alphabeta") else s for p, s in zip(players, specs)]
+    players = [load_player(s, env_cfg, args["greedy"], args["depth"], args["seed"], args["search"]) for s in specs]
+    names = [p.name if s in ("random", "minimax", "alphabeta") else s + (f"+search{args['search']}" if args["search"]
+                                                                         else "") for p, s in zip(players, specs)]
     if len(set(names)) < len(names):
         raise UsageError(f"each agent may appear once; got {', '.join(specs)}")
     results = tournament(env_cfg, players, args["games"], args["seed"])

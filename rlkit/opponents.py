@@ -135,19 +135,23 @@ def _c4_lines(rows=6, cols=7) -> np.ndarray:
     return np.array(lines)
 
 
+C4_LINES = _c4_lines()
+C4_THROUGH = [C4_LINES[(C4_LINES == i).any(1)] for i in range(42)]  # the lines of four through each cell
+
+
 class AlphaBeta(Player):
     """Connect Four negamax with alpha-beta pruning to `depth` plies. Wins score +-1e6 (sooner is
     better); at the horizon, each line of four open to one side scores 1, 10 or 100 for 1, 2 or
     3 stones in it, plus 3 per stone in the centre column. Row 5 of the observation is the bottom."""
 
-    LINES = _c4_lines()
+    LINES = C4_LINES
     WEIGHTS = np.array([0.0, 1.0, 10.0, 100.0, 0.0])
     ORDER = (3, 2, 4, 1, 5, 0, 6)  # centre first: better pruning
     WIN = 1e6
 
     def __init__(self, depth=4, seed=None):
         self.depth, self.name, self.rng = depth, f"alphabeta{depth}", np.random.default_rng(seed)
-        self.through = [self.LINES[(self.LINES == i).any(1)] for i in range(42)]
+        self.through = C4_THROUGH
 
     def evaluate(self, mine, theirs) -> float:
         m, t = mine[self.LINES].sum(1), theirs[self.LINES].sum(1)
@@ -198,6 +202,71 @@ class AlphaBeta(Player):
         return int(self.rng.choice([c for c, v in values.items() if v == best]))
 
 
+class Lookahead(Player):
+    """A trained Connect Four agent that looks `depth` plies ahead before it moves: every line of
+    play to that depth under the rules, a won or drawn game scored exactly (+-1, 0; a sooner win
+    higher), every position still open at the end valued by the agent's own value head (one
+    batched forward pass, from the point of view of the side to move there), then negamax back
+    to the root. Ties go to the policy's preferred move; depth=0 is the policy alone."""
+
+    WIN = 1.0
+
+    def __init__(self, policy, name="policy", depth=2, device="cpu"):
+        self.policy, self.depth, self.device = policy, depth, torch.device(device)
+        self.name = f"{name}+search{depth}"
+
+    def expand(self, mine, theirs, depth, leaves):
+        """The tree below a position whose mover holds `mine`: a float for a decided position, an
+        int (an index into `leaves`) for one the network values, or a list of (move, subtree)."""
+        if depth == 0:
+            leaves.append(np.stack([mine, theirs], -1).reshape(6, 7, 2))
+            return len(leaves) - 1
+        children = []
+        for col in range(7):
+            cell = AlphaBeta.drop(mine | theirs, col)
+            if cell is None:
+                continue
+            mine[cell] = True
+            if mine[C4_THROUGH[cell]].all(1).any():
+                sub = -(self.WIN + 1e-3 * depth)  # the side to move next has lost
+            elif (mine | theirs).all():
+                sub = 0.0
+            else:
+                sub = self.expand(theirs, mine, depth - 1, leaves)
+            mine[cell] = False
+            children.append((col, sub))
+        return children
+
+    def backup(self, tree, values) -> float:
+        if isinstance(tree, float):
+            return tree
+        if isinstance(tree, int):
+            return float(values[tree])
+        return max(-self.backup(sub, values) for _, sub in tree)
+
+    @torch.inference_mode()
+    def act_batch(self, observations, masks) -> np.ndarray:
+        observations, masks = np.asarray(observations), np.asarray(masks, bool)
+        obs = torch.as_tensor(observations, device=self.device)
+        logits, _ = self.policy(obs, torch.as_tensor(masks, device=self.device))
+        prefer = logits.float().cpu().numpy()
+        if self.depth == 0:
+            return prefer.argmax(1)
+        moves = []
+        for observation, mask, pref in zip(observations, masks, prefer):
+            flat = observation.reshape(42, 2).astype(bool)
+            leaves: list[np.ndarray] = []
+            tree = self.expand(flat[:, 0].copy(), flat[:, 1].copy(), self.depth, leaves)
+            values = np.zeros(0)
+            if leaves:
+                batch = torch.as_tensor(np.stack(leaves).astype(observation.dtype), device=self.device)
+                values = self.policy(batch)[1].float().cpu().numpy()
+            scores = {col: -self.backup(sub, values) for col, sub in tree if mask[col]}
+            best = max(scores.values())
+            moves.append(max((c for c, v in scores.items() if v >= best - 1e-9), key=lambda c: pref[c]))
+        return np.array(moves, dtype=np.int64)
+
+
 def baselines(game: str, depth: int = 4, seed=None) -> dict:
     """The built-in opponents for `game`: name -> a function making one."""
     out = {"random": lambda: RandomPlayer(seed)}
@@ -215,12 +284,17 @@ def make_baseline(game: str, name: str, depth: int = 4, seed=None) -> Player:
     return made[name]()
 
 
-def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=None) -> Player:
-    """A baseline by name, or a trained agent from a run folder or checkpoint file."""
+def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=None, search: int = 0) -> Player:
+    """A baseline by name, or a trained agent from a run folder or checkpoint file; `search` > 0:
+    the trained agent looks that many plies ahead (Connect Four only, see Lookahead)."""
     from pathlib import Path
 
     from rlkit.agent import load_agent
 
+    if search and env_cfg.game != "connect_four":
+        raise UsageError(f"search={search}: looking ahead needs Connect Four's rules; for {env_cfg.game} use search=0")
+    if not 0 <= search <= 6:
+        raise UsageError(f"search must be 0 to 6 plies, got {search}")
     made = baselines(env_cfg.game, depth, seed)
     if spec in made:
         return made[spec]()
@@ -237,4 +311,6 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
                          f"not on {env_cfg.game}")
     if seed is not None:
         torch.manual_seed(seed)
+    if search:
+        return Lookahead(agent.policy, Path(spec).name or spec, depth=search)
     return PolicyPlayer(agent.policy, Path(spec).name or spec, greedy=greedy)

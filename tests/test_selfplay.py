@@ -6,8 +6,8 @@ import torch
 from omegaconf import OmegaConf
 
 from rlkit import elo
-from rlkit.config import load_config
-from rlkit.opponents import AlphaBeta, Minimax, Player, RandomPlayer
+from rlkit.config import UsageError, load_config
+from rlkit.opponents import AlphaBeta, Lookahead, Minimax, Player, RandomPlayer
 from rlkit.pool import OpponentPool
 from tests.conftest import run_cli
 
@@ -53,6 +53,41 @@ def test_alphabeta_wins_and_blocks_in_connect_four():
     # theirs threatens 4 in column 6 (rows 5, 4, 3): block at the top of the stack
     obs, mask = board([35, 36], [41, 34, 27], (6, 7))
     assert ab.act(obs, mask) == 6
+
+
+class CellValue(torch.nn.Module):
+    """Connect Four logits all 0 (ties go to the lowest column); value for the side to move: -1
+    when the other side holds `cell`, else 0 (cell None: always 0)."""
+
+    def __init__(self, cell=None):
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, obs, action_mask=None):
+        flat = obs.reshape(len(obs), 42, 2).float()
+        logits = torch.zeros(len(obs), 7)
+        if action_mask is not None:
+            logits = logits.masked_fill(~action_mask.bool(), -1e9)
+        return logits, -flat[:, self.cell, 1] if self.cell is not None else torch.zeros(len(obs))
+
+
+def test_lookahead_values_lines_of_play_with_the_network_from_the_movers_side():
+    obs, mask = board([], [], (6, 7))
+    want_centre = CellValue(38)  # bottom of column 3: bad for whoever sees the other side there
+    assert Lookahead(want_centre, depth=0).act(obs, mask) == 0  # the policy alone: the lowest column
+    assert Lookahead(want_centre, depth=1).act(obs, mask) == 3  # take it ...
+    assert Lookahead(want_centre, depth=2).act(obs, mask) == 3  # ... or the reply takes it
+    assert Lookahead(want_centre, depth=2).name == "policy+search2"
+    flat = CellValue()
+    assert Lookahead(flat, depth=1).act(*board([35, 36, 37], [28, 29, 30], (6, 7))) == 3  # win at once
+    threat = board([35, 36], [41, 34, 27], (6, 7))  # three of theirs in column 6
+    assert Lookahead(flat, depth=1).act(*threat) == 0   # one ply does not see their win ...
+    assert Lookahead(flat, depth=2).act(*threat) == 6   # ... two plies block it
+    assert Lookahead(flat, depth=3).act(*threat) == 6
+    full = board(list(range(6, 42, 2)), list(range(7, 42, 2)), (6, 7))
+    full[1][:] = False
+    full[1][2] = True  # one legal move: the search respects the mask
+    assert Lookahead(flat, depth=2).act(*full) == 2
 
 
 def test_alphabeta_beats_random_and_minimax_never_loses():
@@ -321,3 +356,9 @@ def test_a_trained_agent_of_every_board_game_loads_and_plays(game, train):
     assert obs["action_mask"][agent.act(obs["observation"], action_mask=obs["action_mask"])]
     out = main([f"env={game}", *size, f"agents=[{run},random]", "games=2"])
     assert f"{run} vs random: " in out
+    if game == "connect_four":  # the same agent looking two plies ahead
+        out = main([f"env={game}", f"agents=[{run},random]", "games=2", "search=2"])
+        assert f"{run}+search2 vs random: " in out
+    else:
+        with pytest.raises(UsageError, match="looking ahead needs Connect Four's rules"):
+            main([f"env={game}", *size, f"agents=[{run},random]", "search=2"])
