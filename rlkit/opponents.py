@@ -260,7 +260,8 @@ class Lookahead(Player):
             values = np.zeros(0)
             if leaves:
                 batch = torch.as_tensor(np.stack(leaves).astype(observation.dtype), device=self.device)
-                values = self.policy(batch)[1].float().cpu().numpy()
+                # A guess never outranks a proven result: the value head is not bounded by itself.
+                values = self.policy(batch)[1].float().clamp(-self.WIN, self.WIN).cpu().numpy()
             scores = {col: -self.backup(sub, values) for col, sub in tree if mask[col]}
             best = max(scores.values())
             moves.append(max((c for c, v in scores.items() if v >= best - 1e-9), key=lambda c: pref[c]))
@@ -286,15 +287,16 @@ def make_baseline(game: str, name: str, depth: int = 4, seed=None) -> Player:
 
 def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=None, search: int = 0) -> Player:
     """A baseline by name, or a trained agent from a run folder or checkpoint file; `search` > 0:
-    the trained agent looks that many plies ahead (Connect Four only, see Lookahead)."""
+    the trained agent looks that many plies ahead (Connect Four only, see Lookahead; it plays the
+    best-valued move, so `greedy` does not apply) while baselines play as they are."""
     from pathlib import Path
 
     from rlkit.agent import load_agent
 
+    if not 0 <= search <= 4:
+        raise UsageError(f"search must be 0 to 4 plies (up to 2,401 positions valued per move), got {search}")
     if search and env_cfg.game != "connect_four":
         raise UsageError(f"search={search}: looking ahead needs Connect Four's rules; for {env_cfg.game} use search=0")
-    if not 0 <= search <= 6:
-        raise UsageError(f"search must be 0 to 6 plies, got {search}")
     made = baselines(env_cfg.game, depth, seed)
     if spec in made:
         return made[spec]()

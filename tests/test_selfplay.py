@@ -71,6 +71,16 @@ class CellValue(torch.nn.Module):
         return logits, -flat[:, self.cell, 1] if self.cell is not None else torch.zeros(len(obs))
 
 
+class Scaled(torch.nn.Module):
+    def __init__(self, net, scale):
+        super().__init__()
+        self.net, self.scale = net, scale
+
+    def forward(self, obs, action_mask=None):
+        logits, value = self.net(obs, action_mask)
+        return logits, self.scale * value
+
+
 def test_lookahead_values_lines_of_play_with_the_network_from_the_movers_side():
     obs, mask = board([], [], (6, 7))
     want_centre = CellValue(38)  # bottom of column 3: bad for whoever sees the other side there
@@ -84,10 +94,14 @@ def test_lookahead_values_lines_of_play_with_the_network_from_the_movers_side():
     assert Lookahead(flat, depth=1).act(*threat) == 0   # one ply does not see their win ...
     assert Lookahead(flat, depth=2).act(*threat) == 6   # ... two plies block it
     assert Lookahead(flat, depth=3).act(*threat) == 6
-    full = board(list(range(6, 42, 2)), list(range(7, 42, 2)), (6, 7))
-    full[1][:] = False
-    full[1][2] = True  # one legal move: the search respects the mask
-    assert Lookahead(flat, depth=2).act(*full) == 2
+    assert Lookahead(flat, depth=3).act(*board([35, 36, 37], [28, 29, 30], (6, 7))) == 3  # a win now first
+    obs, mask = board([35, 36, 37], [28, 29, 30], (6, 7))
+    mask[:] = False
+    mask[5] = True  # only column 5 allowed: the search keeps to the mask even past a win
+    assert Lookahead(flat, depth=2).act(obs, mask) == 5
+    # An unbounded value head never outranks a proven win.
+    assert Lookahead(CellValue(39), depth=1).act(*board([35, 36, 37], [28, 29, 30], (6, 7))) == 3
+    assert Lookahead(Scaled(CellValue(39), 5.0), depth=1).act(*board([35, 36, 37], [28, 29, 30], (6, 7))) == 3
 
 
 def test_alphabeta_beats_random_and_minimax_never_loses():
