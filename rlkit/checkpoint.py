@@ -117,13 +117,14 @@ def latest(run_dir) -> Path:
 
 def export(src, dst) -> Path:
     """An agent to ship (agents/NAME/agent.safetensors): the checkpoint without its optimizer
-    state, a third of the size; it loads and plays the same, and cannot resume training."""
+    state and its self-play opponent pool (a third of the size, far less for self-play runs); it
+    loads and plays the same, and cannot resume training."""
     from safetensors import safe_open
 
     load(src)  # refuse anything that is not an intact checkpoint
     with safe_open(str(src), framework="pt") as f:
-        meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("optim.")}
+        meta = {k: v for k, v in f.metadata().items() if k != "pool"}
+        tensors = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(("optim.", "pool."))}
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(dst), metadata={**meta, "optim_groups": "[]"})

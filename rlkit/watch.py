@@ -81,7 +81,10 @@ def watch_board(agent, opts) -> list[float]:
         game.reset(seed=opts["seed"] + i)
         players = (me, other) if i % 2 == 0 else (other, me)
         print(f"\ngame {i + 1}: X = {players[0].name}, O = {players[1].name}")
-        results.append(board_game(game, players))
+        score = board_game(game, players)
+        results.append(score if players[0] is me else -score)  # from the agent's seat
+    print(f"mean return {np.mean(results):g} over {len(results)} game(s) (the agent's result: +1 win, 0 draw, "
+          f"-1 loss{'' if other is me else f'; {results.count(1.0)} won, {results.count(0.0)} drawn, {results.count(-1.0)} lost'})")
     return results
 
 

@@ -355,7 +355,7 @@ def test_arena_checks_tictactoe_agents_against_every_line_of_perfect_play(train)
 
 
 @pytest.mark.parametrize("game", ["tictactoe", "connect_four", "go"])
-def test_a_trained_agent_of_every_board_game_loads_and_plays(game, train):
+def test_a_trained_agent_of_every_board_game_loads_and_plays(game, train, tmp_path, capsys):
     """Go's planes are bool: the agent's observation space must be rebuilt from them too."""
     import rlkit
     from rlkit.arena import main
@@ -373,6 +373,32 @@ def test_a_trained_agent_of_every_board_game_loads_and_plays(game, train):
     if game == "connect_four":  # the same agent looking two plies ahead
         out = main([f"env={game}", f"agents=[{run},random]", "games=2", "search=2"])
         assert f"{run}+search2 vs random: " in out
+        check_exported_board_agent(run, tmp_path, capsys)
     else:
         with pytest.raises(UsageError, match="looking ahead needs Connect Four's rules"):
             main([f"env={game}", *size, f"agents=[{run},random]", "search=2"])
+
+
+def check_exported_board_agent(run, tmp_path, capsys):
+    """Exported without optimizer or opponent pool, it still plays; watch scores each game from
+    the agent's seat, whichever seat it had."""
+    import re
+
+    from safetensors import safe_open
+
+    from rlkit import checkpoint
+    from rlkit.watch import main as watch
+
+    shipped = checkpoint.export(checkpoint.latest(run), tmp_path / "agents" / "c4" / "agent.safetensors")
+    with safe_open(str(shipped), framework="pt") as f:
+        assert not [k for k in f.keys() if k.startswith(("optim.", "pool."))] and "pool" not in f.metadata()
+    capsys.readouterr()
+    results = watch([f"agent={shipped.parent}", "episodes=6", "opponent=random"])
+    out = capsys.readouterr().out
+    seats = re.findall(r"game \d+: X = (\S+), O = (\S+)", out)
+    ends = re.findall(r"^(X wins|O wins|draw)$", out, re.M)
+    assert len(results) == len(seats) == len(ends) == 6
+    for (x, _), end, result in zip(seats, ends, results):
+        x_score = {"X wins": 1.0, "draw": 0.0, "O wins": -1.0}[end]
+        assert result == (x_score if x == "agent" else -x_score)
+    assert f"mean return {np.mean(results):g} over 6 game(s)" in out
