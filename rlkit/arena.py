@@ -83,9 +83,9 @@ def main(argv: list[str]) -> str:
     if args["games"] < 1:
         raise UsageError(f"games must be > 0, got {args['games']}")
     env_cfg = board_env(args["env"], env_overrides)
-    players = [load_player(s, env_cfg, args["greedy"], args["depth"], args["seed"], args["search"]) for s in specs]
-    names = [p.name if s in ("random", "minimax", "alphabeta") else s + (f"+search{args['search']}" if args["search"]
-                                                                         else "") for p, s in zip(players, specs)]
+    players = [load_player(s, env_cfg, args["greedy"], args["depth"], args["seed"], args["search"], label=s)
+               for s in specs]
+    names = [p.name for p in players]
     if len(set(names)) < len(names):
         raise UsageError(f"each agent may appear once; got {', '.join(specs)}")
     results = tournament(env_cfg, players, args["games"], args["seed"])

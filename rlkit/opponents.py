@@ -59,6 +59,11 @@ class PolicyPlayer(Player):
 LINES3 = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6)]
 
 
+def _ttt_won(stones: int) -> bool:
+    """Tic-tac-toe: whether these stones (a bit mask of cells) hold a line of three."""
+    return any(all(stones >> i & 1 for i in line) for line in LINES3)
+
+
 class Minimax(Player):
     """Perfect tic-tac-toe. Cell r*3+c of the observation is move r*3+c."""
 
@@ -73,7 +78,7 @@ class Minimax(Player):
         key = (mine, theirs)
         if key not in self.memo:
             empty = [i for i in range(9) if not (mine | theirs) >> i & 1]
-            if any(all(theirs >> i & 1 for i in line) for line in LINES3):
+            if _ttt_won(theirs):
                 self.memo[key] = -(1 + len(empty))  # the player who just moved has won
             else:
                 self.memo[key] = max((-self.value(theirs, mine | 1 << i) for i in empty), default=0)
@@ -97,16 +102,13 @@ def against_minimax(player: Player, seat: int) -> dict[str, int]:
     "never loses to minimax" instead of a sample of games. Returns counts of won, drawn, lost."""
     minimax, counts = Minimax(), {"won": 0, "drawn": 0, "lost": 0}
 
-    def won(stones: int) -> bool:
-        return any(all(stones >> i & 1 for i in line) for line in LINES3)
-
     def planes(mine: int, theirs: int):
         cells = np.array([[mine >> i & 1, theirs >> i & 1] for i in range(9)], dtype=np.int8)
         return cells.reshape(3, 3, 2), ~cells.any(1)
 
     def play(stones: list[int], mover: int) -> None:
-        if won(stones[seat]) or won(stones[1 - seat]) or stones[0] | stones[1] == 511:
-            key = "won" if won(stones[seat]) else "lost" if won(stones[1 - seat]) else "drawn"
+        if _ttt_won(stones[seat]) or _ttt_won(stones[1 - seat]) or stones[0] | stones[1] == 511:
+            key = "won" if _ttt_won(stones[seat]) else "lost" if _ttt_won(stones[1 - seat]) else "drawn"
             counts[key] += 1
             return
         obs, mask = planes(stones[mover], stones[1 - mover])
@@ -139,6 +141,11 @@ C4_LINES = _c4_lines()
 C4_THROUGH = [C4_LINES[(C4_LINES == i).any(1)] for i in range(42)]  # the lines of four through each cell
 
 
+def _c4_wins(stones: np.ndarray, cell: int) -> bool:
+    """Connect Four: whether the stone just played on `cell` completes a line of four of `stones`."""
+    return bool(stones[C4_THROUGH[cell]].all(1).any())
+
+
 class AlphaBeta(Player):
     """Connect Four negamax with alpha-beta pruning to `depth` plies. Wins score +-1e6 (sooner is
     better); at the horizon, each line of four open to one side scores 1, 10 or 100 for 1, 2 or
@@ -151,7 +158,6 @@ class AlphaBeta(Player):
 
     def __init__(self, depth=4, seed=None):
         self.depth, self.name, self.rng = depth, f"alphabeta{depth}", np.random.default_rng(seed)
-        self.through = C4_THROUGH
 
     def evaluate(self, mine, theirs) -> float:
         m, t = mine[self.LINES].sum(1), theirs[self.LINES].sum(1)
@@ -170,7 +176,7 @@ class AlphaBeta(Player):
             if cell is None:
                 continue
             mine[cell] = True
-            if mine[self.through[cell]].all(1).any():
+            if _c4_wins(mine, cell):
                 value = self.WIN + depth
             else:
                 value = -self.negamax(theirs, mine, depth - 1, -beta, -alpha)
@@ -194,7 +200,7 @@ class AlphaBeta(Player):
         for col in np.flatnonzero(mask):
             cell = self.drop(mine | theirs, col)
             mine[cell] = True
-            win = mine[self.through[cell]].all(1).any()
+            win = _c4_wins(mine, cell)
             values[int(col)] = self.WIN + self.depth if win else -self.negamax(
                 theirs, mine, self.depth - 1, -np.inf, np.inf)
             mine[cell] = False
@@ -227,7 +233,7 @@ class Lookahead(Player):
             if cell is None:
                 continue
             mine[cell] = True
-            if mine[C4_THROUGH[cell]].all(1).any():
+            if _c4_wins(mine, cell):
                 sub = -(self.WIN + 1e-3 * depth)  # the side to move next has lost
             elif (mine | theirs).all():
                 sub = 0.0
@@ -285,10 +291,12 @@ def make_baseline(game: str, name: str, depth: int = 4, seed=None) -> Player:
     return made[name]()
 
 
-def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=None, search: int = 0) -> Player:
-    """A baseline by name, or a trained agent from a run folder or checkpoint file; `search` > 0:
-    the trained agent looks that many plies ahead (Connect Four only, see Lookahead; it plays the
-    best-valued move, so `greedy` does not apply) while baselines play as they are."""
+def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=None, search: int = 0,
+                label: str | None = None) -> Player:
+    """A baseline by name, or a trained agent from a run folder or checkpoint file, named `label`
+    (default: the folder or file name); `search` > 0: the trained agent looks that many plies ahead
+    (Connect Four only, see Lookahead; it plays the best-valued move, so `greedy` does not apply)
+    while baselines play as they are."""
     from pathlib import Path
 
     from rlkit.agent import load_agent
@@ -313,6 +321,7 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
                          f"not on {env_cfg.game}")
     if seed is not None:
         torch.manual_seed(seed)
+    label = label or Path(spec).name or spec
     if search:
-        return Lookahead(agent.policy, Path(spec).name or spec, depth=search)
-    return PolicyPlayer(agent.policy, Path(spec).name or spec, greedy=greedy)
+        return Lookahead(agent.policy, label, depth=search)
+    return PolicyPlayer(agent.policy, label, greedy=greedy)

@@ -83,8 +83,10 @@ def watch_board(agent, opts) -> list[float]:
         print(f"\ngame {i + 1}: X = {players[0].name}, O = {players[1].name}")
         score = board_game(game, players)
         results.append(score if players[0] is me else -score)  # from the agent's seat
+    tally = "" if other is me else \
+        f"; {results.count(1.0)} won, {results.count(0.0)} drawn, {results.count(-1.0)} lost"
     print(f"mean return {np.mean(results):g} over {len(results)} game(s) (the agent's result: +1 win, 0 draw, "
-          f"-1 loss{'' if other is me else f'; {results.count(1.0)} won, {results.count(0.0)} drawn, {results.count(-1.0)} lost'})")
+          f"-1 loss{tally})")
     return results
 
 
