@@ -6,7 +6,8 @@
 Observations are from the mover's point of view: channel 0 holds the mover's stones, channel 1
 the opponent's. Baselines: `random`; `minimax` (perfect tic-tac-toe, memoized; a random choice
 among the best moves, the quickest win first); `alphabeta` (Connect Four, a configurable depth,
-a heuristic evaluation of the lines of four at the horizon)."""
+a heuristic evaluation of the lines of four at the horizon; `alphabeta1`..`alphabeta6` fix the
+depth in the name, so an opponent pool can hold one)."""
 from __future__ import annotations
 
 import numpy as np
@@ -156,8 +157,11 @@ class AlphaBeta(Player):
     ORDER = (3, 2, 4, 1, 5, 0, 6)  # centre first: better pruning
     WIN = 1e6
 
+    CACHE = 200_000  # positions whose move values are kept (cleared when full)
+
     def __init__(self, depth=4, seed=None):
         self.depth, self.name, self.rng = depth, f"alphabeta{depth}", np.random.default_rng(seed)
+        self.cache: dict[bytes, dict[int, float]] = {}  # exact values, so repeated positions are free
 
     def evaluate(self, mine, theirs) -> float:
         m, t = mine[self.LINES].sum(1), theirs[self.LINES].sum(1)
@@ -193,17 +197,30 @@ class AlphaBeta(Player):
                 return row * 7 + col
         return None
 
+    def move_values(self, observation) -> dict[int, float]:
+        """The exact negamax value of every legal column (each searched with a full window)."""
+        observation = np.asarray(observation)
+        key = observation.tobytes()
+        if key not in self.cache:
+            obs = observation.reshape(42, 2).astype(bool)
+            mine, theirs = obs[:, 0].copy(), obs[:, 1].copy()
+            values = {}
+            for col in range(7):
+                cell = self.drop(mine | theirs, col)
+                if cell is None:
+                    continue
+                mine[cell] = True
+                win = _c4_wins(mine, cell)
+                values[col] = self.WIN + self.depth if win else -self.negamax(
+                    theirs, mine, self.depth - 1, -np.inf, np.inf)
+                mine[cell] = False
+            if len(self.cache) >= self.CACHE:
+                self.cache.clear()
+            self.cache[key] = values
+        return self.cache[key]
+
     def choose(self, observation, mask) -> int:
-        obs = np.asarray(observation).reshape(42, 2).astype(bool)
-        mine, theirs = obs[:, 0].copy(), obs[:, 1].copy()
-        values = {}
-        for col in np.flatnonzero(mask):
-            cell = self.drop(mine | theirs, col)
-            mine[cell] = True
-            win = _c4_wins(mine, cell)
-            values[int(col)] = self.WIN + self.depth if win else -self.negamax(
-                theirs, mine, self.depth - 1, -np.inf, np.inf)
-            mine[cell] = False
+        values = {c: v for c, v in self.move_values(observation).items() if mask[c]}
         best = max(values.values())
         return int(self.rng.choice([c for c, v in values.items() if v == best]))
 
@@ -280,14 +297,24 @@ def baselines(game: str, depth: int = 4, seed=None) -> dict:
     if game == "tictactoe":
         out["minimax"] = lambda: Minimax(seed)
     if game == "connect_four":
-        out["alphabeta"] = lambda: AlphaBeta(depth, seed)
+        out["alphabeta"] = lambda: AlphaBeta(depth, seed)  # the depth asked for (depth=N)
+        out.update({f"alphabeta{d}": (lambda d=d: AlphaBeta(d, seed)) for d in range(1, MAX_DEPTH + 1)})
     return out
+
+
+MAX_DEPTH = 6  # alphabeta1 .. alphabeta6: a fixed depth whatever depth=N says (e.g. in an opponent pool)
+
+
+def names(made: dict) -> str:
+    """The baselines of `made` for a message: alphabeta1..alphabeta6 as one entry."""
+    plain = [n for n in made if not (n.startswith("alphabeta") and n[9:].isdigit())]
+    return ", ".join(plain + ([f"alphabeta1..alphabeta{MAX_DEPTH}"] if len(plain) < len(made) else []))
 
 
 def make_baseline(game: str, name: str, depth: int = 4, seed=None) -> Player:
     made = baselines(game, depth, seed)
     if name not in made:
-        raise UsageError(f"no baseline {name!r} for {game}; choose from: {', '.join(made)}")
+        raise UsageError(f"no baseline {name!r} for {game}; choose from: {names(made)}")
     return made[name]()
 
 
@@ -310,7 +337,7 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
         return made[spec]()
     if not Path(spec).exists():
         raise UsageError(f"unknown agent {spec!r}: not a run folder or checkpoint file, nor a baseline for "
-                         f"{env_cfg.game} ({', '.join(made)})")
+                         f"{env_cfg.game} ({names(made)})")
     agent = load_agent(spec)
     trained = agent.cfg.env
     if trained.family != "board" or trained.game != env_cfg.game or (

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rlkit import elo
-from rlkit.opponents import PolicyPlayer, baselines
+from rlkit.opponents import PolicyPlayer, baselines, names
 
 
 class OpponentPool:
@@ -32,7 +32,7 @@ class OpponentPool:
         if unknown:
             from rlkit.config import UsageError
             raise UsageError(f"env.selfplay.baselines: no baseline {unknown[0]!r} for {game}; "
-                             f"choose from: {', '.join(self.builtin)}")
+                             f"choose from: {names(self.builtin)}")
         self.members: dict[str, dict] = {b: self._member("baseline", 0.0) for b in cfg.baselines}
         self.weights: dict[str, dict[str, torch.Tensor]] = {}
         self.players: dict = {}

@@ -113,6 +113,31 @@ def test_alphabeta_beats_random_and_minimax_never_loses():
     assert min(play_match(ttt, Minimax(0), RandomPlayer(1), 60)) >= 0.5
 
 
+def test_alphabeta_depth_in_its_name_and_its_cache_changes_no_move():
+    from rlkit.envs.selfplay import play_match
+    from rlkit.opponents import baselines, make_baseline
+
+    made = baselines("connect_four", depth=3)
+    assert made["alphabeta"]().depth == 3 and made["alphabeta2"]().depth == 2 and made["alphabeta6"]().depth == 6
+    with pytest.raises(UsageError, match=r"choose from: random, alphabeta, alphabeta1..alphabeta6$"):
+        make_baseline("connect_four", "alphabeta7")
+    with pytest.raises(UsageError, match="no baseline 'alphabeta2' for tictactoe; choose from: random, minimax$"):
+        make_baseline("tictactoe", "alphabeta2")
+    # Cached values are the values: the same games whether each position is searched afresh or not.
+    c4 = load_config(["env=connect_four"]).env
+    fresh = AlphaBeta(2, seed=5)
+    fresh.CACHE = 0  # cleared before every store: nothing is reused
+    cached = AlphaBeta(2, seed=5)
+    assert play_match(c4, fresh, RandomPlayer(1), 6, seed=3) == play_match(c4, cached, RandomPlayer(1), 6, seed=3)
+    assert len(cached.cache) > 20 and len(fresh.cache) <= 1
+    obs, mask = board([35, 36], [41, 34, 27], (6, 7))
+    assert cached.move_values(obs) == fresh.move_values(obs) and cached.act(obs, mask) == 6
+    # A pool can hold one as a fixed member.
+    pool = OpponentPool(OmegaConf.merge(pool_cfg(), {"baselines": ["random", "alphabeta2"]}), "connect_four",
+                        None, None, seed=0)
+    assert pool.player("alphabeta2").depth == 2 and list(pool.members) == ["random", "alphabeta2"]
+
+
 def test_elo_update_matches_hand_computed_values():
     assert elo.expected(1200, 1000) == pytest.approx(1 / (1 + 10 ** (-0.5)))  # 0.7597
     ra, rb = elo.update(1200, 1000, 0.0, 32)  # the favourite loses
@@ -239,7 +264,7 @@ def test_play_as_second_and_bad_input():
     bad = run_cli("rlkit.play", "env=cartpole", "agent=random")
     assert bad.returncode == 2 and "not a board game; choose from: board, connect_four, go, tictactoe" in bad.stderr
     bad = run_cli("rlkit.arena", "env=connect_four", "agents=[random,minimax]")
-    assert bad.returncode == 2 and "nor a baseline for connect_four (random, alphabeta)" in bad.stderr
+    assert bad.returncode == 2 and "nor a baseline for connect_four (random, alphabeta, alphabeta1..alphabeta6)" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 
