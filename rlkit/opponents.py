@@ -174,6 +174,8 @@ class AlphaBeta(Player):
             return 0.0
         if depth == 0:
             return self.evaluate(mine, theirs)
+        if depth == 1:
+            return self.horizon(mine, theirs, filled)
         best = -np.inf
         for col in self.ORDER:
             cell = self.drop(filled, col)
@@ -189,6 +191,23 @@ class AlphaBeta(Player):
             if alpha >= beta:
                 break
         return best
+
+    CENTRE = np.arange(3, 42, 7)
+
+    def horizon(self, mine, theirs, filled) -> float:
+        """negamax one ply above the horizon, exactly (no pruning): all replies valued in one
+        batched evaluation, the search's main cost. Exact values keep alpha-beta's root exact."""
+        cells = [c for c in (self.drop(filled, col) for col in range(7)) if c is not None]
+        after = np.repeat(mine[None], len(cells), 0)
+        after[np.arange(len(cells)), cells] = True
+        m, t = after[:, self.LINES].sum(2), theirs[self.LINES].sum(1)
+        if (m == 4).any():
+            return self.WIN + 1  # a reply completes a line (there was none before): nothing scores higher
+        if len(cells) == 1 and filled.sum() == 41:
+            return 0.0  # the last cell: a draw
+        # evaluate(after, theirs) for every reply; each is minus the evaluation from the other side
+        score = (self.WEIGHTS[m] * (t == 0)).sum(1) - (self.WEIGHTS[t] * (m == 0)).sum(1)
+        return float((score + 3.0 * (after[:, self.CENTRE].sum(1) - theirs[self.CENTRE].sum())).max())
 
     @staticmethod
     def drop(filled, col):

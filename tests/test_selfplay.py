@@ -55,6 +55,49 @@ def test_alphabeta_wins_and_blocks_in_connect_four():
     assert ab.act(obs, mask) == 6
 
 
+def test_alphabeta_values_equal_plain_minimax():
+    """Pruning and the batched last ply change no value: a plain minimax over the same evaluation."""
+    from rlkit.opponents import _c4_wins
+
+    def minimax(ab, mine, theirs, depth):
+        filled = mine | theirs
+        if filled.all():
+            return 0.0
+        if depth == 0:
+            return ab.evaluate(mine, theirs)
+        values = []
+        for col in range(7):
+            cell = ab.drop(filled, col)
+            if cell is None:
+                continue
+            mine[cell] = True
+            values.append(ab.WIN + depth if _c4_wins(mine, cell) else -minimax(ab, theirs, mine, depth - 1))
+            mine[cell] = False
+        return max(values)
+
+    rng = np.random.default_rng(0)
+    for depth in (1, 2, 3):
+        ab = AlphaBeta(depth)
+        for game in range(4):
+            mine, theirs = np.zeros(42, bool), np.zeros(42, bool)
+            for ply in range(int(rng.integers(0, 12))):  # a random position, no line of four yet
+                cell = ab.drop(mine | theirs, int(rng.choice([c for c in range(7) if ab.drop(mine | theirs, c) is not None])))
+                mine[cell] = True
+                if _c4_wins(mine, cell):
+                    mine[cell] = False
+                    break
+                mine, theirs = theirs, mine
+            obs = np.stack([mine, theirs], -1).reshape(6, 7, 2).astype(np.int8)
+            expect = {}
+            for col in range(7):
+                cell = ab.drop(mine | theirs, col)
+                if cell is not None:
+                    m = mine.copy()
+                    m[cell] = True
+                    expect[col] = ab.WIN + depth if _c4_wins(m, cell) else -minimax(ab, theirs.copy(), m, depth - 1)
+            assert ab.move_values(obs) == expect
+
+
 class CellValue(torch.nn.Module):
     """Connect Four logits all 0 (ties go to the lowest column); value for the side to move: -1
     when the other side holds `cell`, else 0 (cell None: always 0)."""
