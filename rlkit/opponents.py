@@ -156,17 +156,21 @@ class AlphaBeta(Player):
     WEIGHTS = np.array([0.0, 1.0, 10.0, 100.0, 0.0])
     ORDER = (3, 2, 4, 1, 5, 0, 6)  # centre first: better pruning
     WIN = 1e6
-
+    CENTRE = np.arange(3, 42, 7)  # the cells of the centre column
     CACHE = 200_000  # positions whose move values are kept (cleared when full)
 
     def __init__(self, depth=4, seed=None):
         self.depth, self.name, self.rng = depth, f"alphabeta{depth}", np.random.default_rng(seed)
         self.cache: dict[bytes, dict[int, float]] = {}  # exact values, so repeated positions are free
 
+    def score(self, m, t, centre):
+        """The horizon evaluation from the stones of each side in every line (m, t: [..., lines])
+        and the mover's lead in the centre column; batched over leading axes."""
+        return (self.WEIGHTS[m] * (t == 0)).sum(-1) - (self.WEIGHTS[t] * (m == 0)).sum(-1) + 3.0 * centre
+
     def evaluate(self, mine, theirs) -> float:
-        m, t = mine[self.LINES].sum(1), theirs[self.LINES].sum(1)
-        score = self.WEIGHTS[m][t == 0].sum() - self.WEIGHTS[t][m == 0].sum()
-        return score + 3.0 * (mine.reshape(6, 7)[:, 3].sum() - theirs.reshape(6, 7)[:, 3].sum())
+        return float(self.score(mine[self.LINES].sum(1), theirs[self.LINES].sum(1),
+                                mine[self.CENTRE].sum() - theirs[self.CENTRE].sum()))
 
     def negamax(self, mine, theirs, depth, alpha, beta) -> float:
         filled = mine | theirs
@@ -192,8 +196,6 @@ class AlphaBeta(Player):
                 break
         return best
 
-    CENTRE = np.arange(3, 42, 7)
-
     def horizon(self, mine, theirs, filled) -> float:
         """negamax one ply above the horizon, exactly (no pruning): all replies valued in one
         batched evaluation, the search's main cost. Exact values keep alpha-beta's root exact."""
@@ -206,8 +208,7 @@ class AlphaBeta(Player):
         if len(cells) == 1 and filled.sum() == 41:
             return 0.0  # the last cell: a draw
         # evaluate(after, theirs) for every reply; each is minus the evaluation from the other side
-        score = (self.WEIGHTS[m] * (t == 0)).sum(1) - (self.WEIGHTS[t] * (m == 0)).sum(1)
-        return float((score + 3.0 * (after[:, self.CENTRE].sum(1) - theirs[self.CENTRE].sum())).max())
+        return float(self.score(m, t, after[:, self.CENTRE].sum(1) - theirs[self.CENTRE].sum()).max())
 
     @staticmethod
     def drop(filled, col):
