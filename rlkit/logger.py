@@ -17,6 +17,8 @@ class Logger:
         from torch.utils.tensorboard import SummaryWriter
 
         # A resumed run drops whatever the interrupted one logged after its checkpoint.
+        if start_step:
+            _after_existing_event_files(Path(run_dir))
         self.writer = SummaryWriter(str(run_dir), purge_step=start_step + 1 if start_step else None)
         flat = OmegaConf.to_container(cfg, resolve=True)
         rows = "\n".join(f"|{k}|{v}|" for k, v in _flatten(flat).items())
@@ -86,3 +88,14 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     for k, v in d.items():
         out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
     return out
+
+
+def _after_existing_event_files(run_dir: Path) -> None:
+    """TensorBoard reads a run's event files in name order, and a name starts with the whole
+    second it was made in and ends with an unpadded per-process counter. A resume in the same
+    second as the run it continues (one process calling train twice) could sort before it, and
+    then the purge would apply to the wrong file. Waiting for the next second rules that out."""
+    newest = max((int(p.name.split(".")[3]) for p in run_dir.glob("events.out.tfevents.*")
+                  if p.name.split(".")[3].isdigit()), default=0)
+    while int(time.time()) <= newest:
+        time.sleep(0.05)

@@ -159,3 +159,26 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path):
     assert proc.returncode == 130
     assert "stopped at once" in err and "Traceback" not in err
     checkpoint.load(checkpoint.latest(run))  # intact
+
+
+def test_a_resume_in_the_same_second_still_reads_after_the_run_it_continues(tmp_path, monkeypatch):
+    # TensorBoard orders event files by name: the creation second, then an unpadded counter,
+    # so a writer numbered 10 sorts before one numbered 9 made in the same second.
+    from omegaconf import OmegaConf
+    from tensorboard.summary.writer import event_file_writer
+
+    from rlkit.logger import Logger
+
+    monkeypatch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(9))
+    cfg = OmegaConf.create({"total_steps": 4})
+    first = Logger(tmp_path, cfg, progress=False)
+    for step in (1, 2, 3, 4):
+        first.scalars(step, {"x": 0.0})
+    first.writer.close()
+    resumed = Logger(tmp_path, cfg, start_step=2, progress=False)
+    for step in (3, 4):
+        resumed.scalars(step, {"x": 1.0})
+    resumed.writer.close()
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("x")] == [(1, 0.0), (2, 0.0), (3, 1.0), (4, 1.0)]
