@@ -65,3 +65,20 @@ def test_transformer_patch_larger_than_frame_is_an_error():
 def test_frames_too_small_for_the_cnn_are_a_one_line_error():
     with pytest.raises(UsageError, match=r"model cnn cannot take observations of shape \(4, 1, 16, 16\)"):
         policy_for("cnn", gym.spaces.Box(0, 255, (4, 1, 16, 16), np.uint8))
+
+
+@pytest.mark.parametrize("space", [IMAGE, ATARI], ids=["doom", "atari"])
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("amp", [None, torch.bfloat16], ids=["fp32", "bf16"])
+def test_a_prepared_batch_gives_exactly_what_raw_frames_give(model, space, amp):
+    # PPO converts a rollout's frames once (`prepare`) and indexes minibatches out of it.
+    torch.manual_seed(0)
+    policy = policy_for(model, space)
+    policy.amp_dtype = amp
+    frames = sample(space, 6)
+    prepared = policy.prepare(frames)
+    idx = torch.tensor([4, 1, 3])
+    for got, want in zip(policy(prepared[idx]), policy(frames[idx])):
+        assert torch.equal(got, want)
+    if amp is not None and model in ("cnn", "impala"):
+        assert prepared.dtype == amp  # converted once, not again for every minibatch
