@@ -7,7 +7,8 @@
 With a display, the games play in a window at the game's speed (space pause, right arrow step,
 +/- speed, q quit). Without one (a server, CI), or with `record=`, they are recorded to an
 MP4 or GIF and the path is printed; `record=none` plays without a window or video, to score an
-agent over many episodes. Every episode's return and length are printed, then their mean.
+agent over many episodes. Every episode's return and length are printed, then their mean with
+a 95% bootstrap interval and the lowest return.
 Board games are drawn in the terminal move by move: the agent against itself, or `opponent=`
 (random, minimax, alphabeta, or another run)."""
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from rlkit import video
 from rlkit.agent import load_agent
 from rlkit.config import UsageError, cli, command_options
+from rlkit.stats import bootstrap_ci
 
 OPTIONS = {"agent": "", "episodes": 3, "record": None, "deterministic": False, "overlay": False, "seed": 0,
            "fps": None, "max_steps": 100_000, "window": "auto", "device": "cpu",
@@ -124,11 +126,20 @@ def main(argv: list[str]):
         env.close()
         if window:
             window.close()
-    print(f"mean return {np.mean(returns):g} over {len(returns)} episode(s)")
+    print(summary(returns))
     if record is not None:
         path = video.write(record, video.upscale(frames), fps)
         print(f"video: {path} ({len(frames)} frames at {fps:g} fps)")
     return returns
+
+
+def summary(returns) -> str:
+    """The mean return, and over several episodes its 95% bootstrap interval and the lowest."""
+    line = f"mean return {np.mean(returns):g} over {len(returns)} episode(s)"
+    if len(returns) > 1:
+        _, lo, hi = bootstrap_ci(returns, resamples=10_000)
+        line += f", 95% bootstrap interval [{lo:.1f}, {hi:.1f}], lowest {min(returns):g}"
+    return line
 
 
 def _label(agent) -> str:
