@@ -95,7 +95,7 @@ def _after_existing_event_files(run_dir: Path) -> None:
     second it was made in and ends with an unpadded per-process counter. A resume in the same
     second as the run it continues (one process calling train twice) could sort before it, and
     then the purge would apply to the wrong file. Waiting for the next second rules that out."""
-    newest = max((int(p.name.split(".")[3]) for p in run_dir.glob("events.out.tfevents.*")
-                  if p.name.split(".")[3].isdigit()), default=0)
+    seconds = (p.name.split(".")[3] for p in run_dir.glob("events.out.tfevents.*"))
+    newest = max((int(s) for s in seconds if s.isdigit()), default=0)
     while int(time.time()) <= newest:
         time.sleep(0.05)

@@ -135,9 +135,9 @@ def main(argv: list[str]):
 
 def summary(returns) -> str:
     """The mean return, and over several episodes its 95% bootstrap interval and the lowest."""
-    line = f"mean return {np.mean(returns):g} over {len(returns)} episode(s)"
+    mean, lo, hi = bootstrap_ci(returns)
+    line = f"mean return {mean:g} over {len(returns)} episode(s)"
     if len(returns) > 1:
-        _, lo, hi = bootstrap_ci(returns, resamples=10_000)
         line += f", 95% bootstrap interval [{lo:.1f}, {hi:.1f}], lowest {min(returns):g}"
     return line
 

@@ -27,7 +27,7 @@ def test_watch_records_one_frame_per_step_plus_each_reset(train, tmp_path, capsy
     assert len(returns) == 2 and len(lengths(out)) == 2
     assert frames.shape == (sum(lengths(out)) + 2, 400, 600, 3)  # CartPole draws 600x400
     assert f"video: {tmp_path / 'cp.mp4'} ({frames.shape[0]} frames" in out
-    mean, lo, hi = bootstrap_ci(returns, resamples=10_000)
+    mean, lo, hi = bootstrap_ci(returns)
     assert f"mean return {mean:g} over 2 episode(s), 95% bootstrap interval [{lo:.1f}, {hi:.1f}], " \
            f"lowest {min(returns):g}" in out
     # Same seed, same games; greedy play is deterministic too.

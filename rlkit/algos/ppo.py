@@ -12,9 +12,7 @@ from rlkit.rollout import advantages
 def update(policy, optimizer, batch, cfg) -> dict:
     adv, ret = advantages(batch["rewards"], batch["values"], batch["dones"], batch["last_value"],
                           cfg.gamma, cfg.gae_lambda)
-    obs, actions = batch["obs"].flatten(0, 1), batch["actions"].flatten()
-    prepare = getattr(policy, "prepare", None)  # torch.compile's wrapper passes attributes through
-    obs = prepare(obs) if prepare is not None else obs
+    obs, actions = policy.prepare(batch["obs"].flatten(0, 1)), batch["actions"].flatten()
     old_logp, old_v = batch["logprobs"].flatten(), batch["values"].flatten()
     adv, ret = adv.flatten(), ret.flatten()
     masks = batch["masks"].flatten(0, 1) if "masks" in batch else None
