@@ -58,6 +58,8 @@ def raw_throughput(cfg, steps_per_env):
 
     envs = make_vec(cfg)
     envs.reset(seed=cfg.seed)
+    for _ in range(max(1, steps_per_env // 10)):  # untimed: threads started, caches warm
+        envs.step(envs.action_space.sample())
     start = time.perf_counter()
     for _ in range(steps_per_env):
         envs.step(envs.action_space.sample())

@@ -24,12 +24,12 @@ from rlkit.config import RunError, UsageError, cli, load_config, with_new_defaul
 from rlkit.envs import make_groups
 from rlkit.logger import Logger
 from rlkit.nets import make_policy
-from rlkit.rollout import Rollout
+from rlkit.rollout import AsyncCollector, Rollout
 
 # What a resumed run may change; everything else comes from its checkpoint.
 # `runner` and its keys too: a run may move between this machine and a Ray cluster.
 RESUMABLE = ("total_steps", "device", "progress", "checkpoint_every", "keep_checkpoints", "torch_threads",
-             "log_every", "video_every", "video_length", "runner", "overlap")
+             "log_every", "video_every", "video_length", "runner", "overlap", "async_rollout")
 
 
 def pick_device(name: str) -> torch.device:
@@ -100,7 +100,20 @@ def make_collector(cfg, device: torch.device, seed: int):
         return RayCollector(cfg, device, seed)
     envs = make_groups(cfg)
     pool = getattr(envs, "pool", None)  # self-play: rebuilt envs keep the same opponent pool
-    return Rollout(envs, device, cfg.algo.num_steps, seed, remake=lambda: make_groups(cfg, pool))
+    # Beside the learner (async_rollout), the sampling noise needs a random stream of its own.
+    generator = torch.Generator(device).manual_seed(seed) if cfg.get("async_rollout", False) else None
+    return Rollout(envs, device, cfg.algo.num_steps, seed, remake=lambda: make_groups(cfg, pool), generator=generator)
+
+
+def check_async_rollout(cfg) -> None:
+    if not cfg.get("async_rollout", False):
+        return
+    if cfg.algo.name != "ppo":
+        raise UsageError(f"async_rollout=true needs algo=ppo: its clipped ratio corrects the one rollout of lag; "
+                         f"{cfg.algo.name} has no such correction")
+    if cfg.env.family == "board":
+        raise UsageError("async_rollout=true does not run self-play board games: their opponent pool changes "
+                         "between updates; use async_rollout=false")
 
 
 def check_finite(policy, stats: dict, step: int, run_dir: Path) -> None:
@@ -123,6 +136,7 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     seed_everything(cfg.seed)
     step, start_update = (resume_from["counters"]["step"], resume_from["counters"]["update"]) if resume_from \
         else (0, 0)
+    check_async_rollout(cfg)
     # Resumed runs start fresh episodes; seeding by step keeps them off the first run's stream.
     collector = make_collector(cfg, device, cfg.seed + step)
     pool = getattr(collector, "pool", None)  # self-play: the opponent pool
@@ -158,6 +172,8 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     batch_steps = cfg.algo.num_steps * collector.num_envs
     # Counted from the steps left: a resumed run may collect wider or narrower batches (runner.workers).
     num_updates = start_update + math.ceil((cfg.total_steps - step) / batch_steps)
+    if cfg.get("async_rollout", False):
+        collector = AsyncCollector(collector, policy, num_updates - start_update, cfg.compile)
     # Board games are watched in the terminal (rlkit.play), not as TensorBoard videos.
     evaluation = video.EvalVideo(policy, cfg, device) if cfg.video_every and cfg.env.family != "board" else None
     last_ckpt, last_video, stop = step, step, StopRequest()

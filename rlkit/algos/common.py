@@ -11,7 +11,7 @@ def evaluate(policy, obs, actions, masks=None):
     """Log-probabilities of `actions`, entropies and values under the current policy
     (illegal actions masked out, as when the actions were sampled)."""
     logits, value = policy(obs, masks)
-    dist = Categorical(logits=logits)
+    dist = Categorical(logits=logits, validate_args=False)  # its checks read tensors back: a GPU sync
     return dist.log_prob(actions), dist.entropy(), value
 
 
