@@ -169,3 +169,56 @@ def test_overlap_needs_envs_that_step_in_the_background():
         make_groups(load_config(["env=cartpole", "overlap=true"]))
     with pytest.raises(UsageError, match="num_envs must be even, got 3"):
         make_groups(load_config(["env=cartpole", "overlap=true", "vector=async", "num_envs=3"]))
+
+
+def test_async_rollout_lags_the_learner_by_exactly_one_rollout():
+    """async_rollout=true: update 1 learns from a batch the untouched policy collected; every later
+    update u from one collected with the weights from before update u - 1, never older or newer
+    (the documented lag), in the shapes a synchronous rollout gives."""
+    from rlkit.algos.common import evaluate
+    from rlkit.config import load_config
+    from rlkit.envs import make_groups
+    from rlkit.nets import make_policy
+    from rlkit.rollout import AsyncCollector
+
+    cfg = load_config(["env=cartpole", "num_envs=3"])
+    plain = Rollout(make_groups(cfg), torch.device("cpu"), 16, seed=0)
+    policy = make_policy(cfg.model, plain.observation_space, plain.action_space)
+    reference, _ = plain.collect(policy, 0.99)
+    plain.close()
+    collector = AsyncCollector(Rollout(make_groups(cfg), torch.device("cpu"), 16, seed=0,
+                                       generator=torch.Generator().manual_seed(0)), policy, rollouts=4)
+    weights, batches = [], []  # weights[k]: the policy before update k + 1
+    for _ in range(4):
+        batch, _ = collector.collect(policy, 0.99)
+        batches.append(batch)
+        weights.append({k: v.clone() for k, v in policy.state_dict().items()})
+        with torch.no_grad():  # stands in for an update: every weight moves
+            for p in policy.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+    assert collector.pending is None and collector.left == 0  # no rollout beyond the last one
+    collector.close()
+
+    def logprobs_under(state, batch):
+        actor = make_policy(cfg.model, plain.observation_space, plain.action_space)
+        actor.load_state_dict(state)
+        with torch.no_grad():
+            return evaluate(actor, batch["obs"].flatten(0, 1), batch["actions"].flatten())[0]
+
+    assert {k: v.shape for k, v in batches[0].items()} == {k: v.shape for k, v in reference.items()}
+    for u, batch in enumerate(batches, start=1):
+        acted = weights[max(u - 2, 0)]  # update 1: the initial weights; update u: those before update u - 1
+        assert torch.allclose(logprobs_under(acted, batch), batch["logprobs"].flatten(), atol=1e-5), u
+        if u >= 2:
+            assert not torch.allclose(logprobs_under(weights[u - 1], batch), batch["logprobs"].flatten(), atol=1e-5)
+
+
+def test_async_rollout_refuses_what_its_lag_would_break():
+    from rlkit.config import UsageError, load_config
+    from rlkit.train import check_async_rollout
+
+    with pytest.raises(UsageError, match="async_rollout=true needs algo=ppo"):
+        check_async_rollout(load_config(["env=cartpole", "algo=reinforce", "async_rollout=true"]))
+    with pytest.raises(UsageError, match="does not run self-play board games"):
+        check_async_rollout(load_config(["env=tictactoe", "async_rollout=true"]))
+    check_async_rollout(load_config(["env=cartpole", "async_rollout=true"]))  # PPO on a single-agent game: fine
