@@ -81,6 +81,9 @@ def start_ray(runner) -> bool:
     return True
 
 
+PER_ENV = ("last_value", "next_obs", "next_mask")  # a batch's [N, ...] entries; the others are [T, N, ...]
+
+
 class RayCollector:
     """The same face as `Rollout` (`collect`, `num_envs`, `restarts`, `close`, the spaces), over
     `runner.workers` Ray actors. Ray and the workers start on the first `collect()`."""
@@ -155,7 +158,7 @@ class RayCollector:
             episodes += eps
             self.restarts += env_restarts - self._env_restarts[i]
             self._env_restarts[i] = env_restarts
-        batch = {k: torch.from_numpy(np.concatenate([f[0][k] for f in fragments], axis=0 if k == "last_value" else 1))
+        batch = {k: torch.from_numpy(np.concatenate([f[0][k] for f in fragments], axis=0 if k in PER_ENV else 1))
                  .to(self.device) for k in fragments[0][0]}
         return batch, episodes
 

@@ -170,9 +170,9 @@ class Rollout:
             episodes += self._receive(policy, self.T - 1, g, gamma, bootstrap_truncated)
         last_value = policy(self.next_obs, self.next_mask)[1]
         batch = dict(obs=self.obs, actions=self.actions, logprobs=self.logprobs, values=self.values,
-                     rewards=self.rewards, dones=self.dones, last_value=last_value)
+                     rewards=self.rewards, dones=self.dones, last_value=last_value, next_obs=self.next_obs)
         if self.masks is not None:
-            batch["masks"] = self.masks
+            batch["masks"], batch["next_mask"] = self.masks, self.next_mask
         return {k: v.clone() for k, v in batch.items()}, episodes
 
 
@@ -214,10 +214,27 @@ class AsyncCollector:
         updates it."""
         if self.pending is None:
             self._start(policy, gamma, bootstrap_truncated)
-        out, self.pending = self.pending.result(), None
+        (batch, episodes), self.pending = self.pending.result(), None
         if self.left > 0:
             self._start(policy, gamma, bootstrap_truncated)
-        return out
+        self._rate(policy, batch)  # the learner's weights, not yet updated: beside the new rollout
+        return batch, episodes
+
+    @staticmethod
+    @torch.inference_mode()
+    def _rate(policy, batch: dict, chunk: int = 4096) -> None:
+        """The learner's own view of a batch another policy collected: `prox_logprobs` of the
+        actions, and `values` and `last_value` from its value head, for decoupled PPO."""
+        obs, actions = batch["obs"].flatten(0, 1), batch["actions"].flatten()
+        masks = batch["masks"].flatten(0, 1) if "masks" in batch else None
+        logps, values = [], []
+        for i in range(0, len(actions), chunk):
+            logits, value = policy(obs[i:i + chunk], None if masks is None else masks[i:i + chunk])
+            logps.append(Categorical(logits=logits, validate_args=False).log_prob(actions[i:i + chunk]))
+            values.append(value)
+        shape = batch["logprobs"].shape
+        batch["prox_logprobs"], batch["values"] = torch.cat(logps).view(shape), torch.cat(values).view(shape)
+        batch["last_value"] = policy(batch["next_obs"], batch.get("next_mask"))[1]
 
     def close(self) -> None:
         """Waits for the rollout in flight (its envs cannot be closed under it), then closes them."""

@@ -203,14 +203,20 @@ def test_async_rollout_lags_the_learner_by_exactly_one_rollout():
         actor = make_policy(cfg.model, plain.observation_space, plain.action_space)
         actor.load_state_dict(state)
         with torch.no_grad():
-            return evaluate(actor, batch["obs"].flatten(0, 1), batch["actions"].flatten())[0]
+            logp, _, value = evaluate(actor, batch["obs"].flatten(0, 1), batch["actions"].flatten())
+            return logp, value
 
-    assert {k: v.shape for k, v in batches[0].items()} == {k: v.shape for k, v in reference.items()}
+    shapes = {k: v.shape for k, v in reference.items()}
+    assert {k: v.shape for k, v in batches[0].items()} == {**shapes, "prox_logprobs": shapes["logprobs"]}
     for u, batch in enumerate(batches, start=1):
         acted = weights[max(u - 2, 0)]  # update 1: the initial weights; update u: those before update u - 1
-        assert torch.allclose(logprobs_under(acted, batch), batch["logprobs"].flatten(), atol=1e-5), u
+        assert torch.allclose(logprobs_under(acted, batch)[0], batch["logprobs"].flatten(), atol=1e-5), u
+        # The learner's own view, for decoupled PPO: its weights when it received the batch.
+        learner, values = logprobs_under(weights[u - 1], batch)
+        assert torch.allclose(learner, batch["prox_logprobs"].flatten(), atol=1e-5), u
+        assert torch.allclose(values, batch["values"].flatten(), atol=1e-5), u
         if u >= 2:
-            assert not torch.allclose(logprobs_under(weights[u - 1], batch), batch["logprobs"].flatten(), atol=1e-5)
+            assert not torch.allclose(learner, batch["logprobs"].flatten(), atol=1e-5)
 
 
 def test_async_rollout_refuses_what_its_lag_would_break():
@@ -222,3 +228,35 @@ def test_async_rollout_refuses_what_its_lag_would_break():
     with pytest.raises(UsageError, match="does not run self-play board games"):
         check_async_rollout(load_config(["env=tictactoe", "async_rollout=true"]))
     check_async_rollout(load_config(["env=cartpole", "async_rollout=true"]))  # PPO on a single-agent game: fine
+
+
+def test_decoupled_ppo_is_plain_ppo_without_lag_and_weighs_stale_samples_with_it():
+    """ppo.update with `prox_logprobs` (async_rollout): equal to the behaviour log-probabilities,
+    bit-for-bit the plain update; different, a different update."""
+    from omegaconf import OmegaConf
+
+    from rlkit.algos import ppo
+    from rlkit.config import load_config
+    from rlkit.envs import make_groups
+    from rlkit.nets import make_policy
+
+    cfg = load_config(["env=cartpole", "num_envs=2"])
+    rollout = Rollout(make_groups(cfg), torch.device("cpu"), 32, seed=0)
+    torch.manual_seed(0)
+    policy = make_policy(cfg.model, rollout.observation_space, rollout.action_space)
+    batch, _ = rollout.collect(policy, 0.99)
+    rollout.close()
+    algo = OmegaConf.merge(cfg.algo, {"epochs": 2, "minibatches": 2})
+
+    def updated(batch):
+        learner = make_policy(cfg.model, rollout.observation_space, rollout.action_space)
+        learner.load_state_dict(policy.state_dict())
+        opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
+        torch.manual_seed(1)  # the same minibatches
+        ppo.update(learner, opt, batch, algo)
+        return torch.cat([p.flatten() for p in learner.parameters()])
+
+    plain = updated(batch)
+    assert torch.equal(updated({**batch, "prox_logprobs": batch["logprobs"].clone()}), plain)
+    stale = {**batch, "prox_logprobs": batch["logprobs"] + 0.3 * torch.randn_like(batch["logprobs"])}
+    assert not torch.allclose(updated(stale), plain)

@@ -14,6 +14,13 @@ def update(policy, optimizer, batch, cfg) -> dict:
                           cfg.gamma, cfg.gae_lambda)
     obs, actions = policy.prepare(batch["obs"].flatten(0, 1)), batch["actions"].flatten()
     old_logp, old_v = batch["logprobs"].flatten(), batch["values"].flatten()
+    # async_rollout: another (older) policy collected the batch. Decoupled PPO (Hilton et al. 2021):
+    # clip against the policy about to be updated ("proximal"), as synchronous PPO does, and weight
+    # each sample by proximal / behaviour probability; with no lag the weights are exactly 1.
+    weights = None
+    if "prox_logprobs" in batch:
+        prox = batch["prox_logprobs"].flatten()
+        weights, old_logp = (prox - old_logp).exp(), prox
     adv, ret = adv.flatten(), ret.flatten()
     masks = batch["masks"].flatten(0, 1) if "masks" in batch else None
     size = actions.shape[0]
@@ -28,7 +35,8 @@ def update(policy, optimizer, batch, cfg) -> dict:
                 kls.append(((ratio - 1) - log_ratio).mean())
                 clipfracs.append(((ratio - 1).abs() > cfg.clip_coef).float().mean())
             a = normalize(adv[idx]) if cfg.norm_adv else adv[idx]
-            pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+            pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef))
+            pg_loss = (pg_loss if weights is None else pg_loss * weights[idx]).mean()
             v_loss = (value - ret[idx]) ** 2
             if cfg.clip_vloss:
                 clipped = old_v[idx] + (value - old_v[idx]).clamp(-cfg.clip_coef, cfg.clip_coef)
