@@ -39,8 +39,9 @@ def rebuild_spaces(spaces: dict):
 
 
 class Agent:
-    def __init__(self, policy, cfg, device, path: Path | None = None):
+    def __init__(self, policy, cfg, device, path: Path | None = None, observation_space=None, action_space=None):
         self.policy, self.cfg, self.device, self.path = policy, cfg, torch.device(device), path
+        self.observation_space, self.action_space = observation_space, action_space  # as trained
 
     def make_env(self, render_mode=None):
         """A single Gymnasium env with the preprocessing this agent was trained on."""
@@ -82,4 +83,4 @@ def load_agent(path, device: str = "cpu") -> Agent:
     except RuntimeError as e:
         raise UsageError(f"{file}: weights do not fit the network its config describes "
                          f"({str(e).splitlines()[0][:160]})") from None
-    return Agent(policy.eval(), ckpt["config"], device, file)
+    return Agent(policy.eval(), ckpt["config"], device, file, obs_space, act_space)

@@ -5,7 +5,8 @@
 `agents`: run folders, checkpoint files, or baselines (random; minimax for tictactoe;
 alphabeta for connect_four, depth=N). Every pair plays `games` games, each agent first in half
 of them. Trained agents play their most likely move (greedy=false: sample); with search=N
-(Connect Four) they look N plies ahead over their learned value first (rlkit.opponents.Lookahead). Prints each
+(Connect Four) they look N plies ahead over their learned value first (rlkit.opponents.Lookahead);
+with symmetric=true they are averaged over the board's symmetries (rlkit.opponents.Symmetric). Prints each
 pairing's result and a table of win/draw/loss with Elo ratings (maximum likelihood over all
 games; `random` at 0 when it plays, else the mean at 0) and bootstrap 95% intervals."""
 from __future__ import annotations
@@ -19,7 +20,8 @@ from rlkit.config import UsageError, board_env, cli, command_args
 from rlkit.envs.selfplay import play_match
 from rlkit.opponents import against_minimax, load_player
 
-DEFAULTS = {"env": "", "agents": [], "games": 100, "depth": 4, "greedy": True, "seed": 0, "search": 0}
+DEFAULTS = {"env": "", "agents": [], "games": 100, "depth": 4, "greedy": True, "seed": 0, "search": 0,
+            "symmetric": False}
 
 
 def tournament(env_cfg, players: list, games: int, seed: int = 0) -> list[tuple[int, int, float]]:
@@ -83,7 +85,8 @@ def main(argv: list[str]) -> str:
     if args["games"] < 1:
         raise UsageError(f"games must be > 0, got {args['games']}")
     env_cfg = board_env(args["env"], env_overrides)
-    players = [load_player(s, env_cfg, args["greedy"], args["depth"], args["seed"], args["search"], label=s)
+    players = [load_player(s, env_cfg, args["greedy"], args["depth"], args["seed"], args["search"], label=s,
+                           symmetric=args["symmetric"])
                for s in specs]
     names = [p.name for p in players]
     if len(set(names)) < len(names):

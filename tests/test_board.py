@@ -150,3 +150,49 @@ def test_board_cnn_and_transformer_policies(model, game):
              "last_value": torch.zeros(2), "masks": torch.as_tensor(np.stack([mask] * 4)).reshape(2, 2, -1)}
     stats = ppo.update(policy, opt, batch, OmegaConf.merge(cfg.algo, {"minibatches": 1, "epochs": 1}))
     assert np.isfinite(stats["loss/policy"])
+
+
+@pytest.mark.parametrize("game", ["connect_four", "tictactoe", "go"])
+def test_symmetric_maps_moves_as_pettingzoos_rules_do(game):
+    """For each symmetry Symmetric uses, the mapped moves played on a second board give exactly the
+    image of the first board (every plane, Go's history too) and the image of its legal moves."""
+    from rlkit.opponents import Symmetric
+
+    cfg = env_cfg(game, "env.board_size=5") if game == "go" else env_cfg(game)
+    probe = Game(cfg)
+    sym = Symmetric(None, game, probe.observation_space.shape, probe.num_actions)
+    assert len(sym.views) == (2 if game == "connect_four" else 8)
+    rng = np.random.default_rng(1)
+    for view, (came_from, goes_to) in zip(sym.views, sym.maps):
+        original, image = Game(cfg), Game(cfg)
+        for _ in range(7):
+            obs, mask = original.observe()
+            image_obs, image_mask = image.observe()
+            expected = Symmetric._view(torch.as_tensor(obs)[None], *view)[0].numpy()
+            np.testing.assert_array_equal(image_obs, expected)
+            np.testing.assert_array_equal(image_mask, mask[came_from.numpy()])
+            move = int(rng.choice(np.flatnonzero(mask)))
+            original.step(move)
+            image.step(int(goes_to[move]))
+
+
+@pytest.mark.parametrize("game", ["connect_four", "tictactoe"])
+def test_a_symmetric_policy_plays_every_image_of_a_position_alike(game):
+    from rlkit.opponents import Symmetric
+
+    cfg = load_config([f"env={game}"])
+    probe = Game(cfg.env)
+    torch.manual_seed(0)
+    policy = make_policy(cfg.model, probe.observation_space, gym.spaces.Discrete(probe.num_actions), board=True)
+    sym = Symmetric(policy, game, probe.observation_space.shape, probe.num_actions)
+    obs = torch.randint(0, 2, (5, *probe.observation_space.shape)).to(torch.as_tensor(probe.observe()[0]).dtype)
+    mask = torch.rand(5, probe.num_actions) < 0.7
+    with torch.no_grad():
+        logits, value = sym(obs, mask)
+        for view, (came_from, goes_to) in zip(sym.views[1:], sym.maps[1:]):
+            image = Symmetric._view(obs, *view)
+            image_logits, image_value = sym(image, mask[:, came_from])
+            torch.testing.assert_close(image_logits[:, goes_to], logits)
+            torch.testing.assert_close(image_value, value)
+            plain_logits, _ = policy(image, mask[:, came_from])  # the network alone is not symmetric
+            assert not torch.allclose(plain_logits[:, goes_to], policy(obs, mask)[0], atol=1e-4)

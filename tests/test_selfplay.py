@@ -438,6 +438,8 @@ def test_a_trained_agent_of_every_board_game_loads_and_plays(game, train, tmp_pa
     assert obs["action_mask"][agent.act(obs["observation"], action_mask=obs["action_mask"])]
     out = main([f"env={game}", *size, f"agents=[{run},random]", "games=2"])
     assert f"{run} vs random: " in out
+    out = main([f"env={game}", *size, f"agents=[{run},random]", "games=2", "symmetric=true"])
+    assert f"{run}+sym vs random: " in out  # averaged over the board's symmetries, on any board size
     if game == "connect_four":  # the same agent looking two plies ahead
         out = main([f"env={game}", f"agents=[{run},random]", "games=2", "search=2"])
         assert f"{run}+search2 vs random: " in out
