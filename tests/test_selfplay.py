@@ -1,5 +1,7 @@
 """Baselines, the opponent pool (sampling, Elo, checkpointing), rlkit.play through stdin,
 rlkit.arena, and a tiny self-play training run that resumes with its pool."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -389,6 +391,18 @@ def test_random_openings_and_exploring_opponents_vary_training_games_only():
         assert set(np.nonzero(obs.reshape(64, 9, 2)[:, :, 1])[1]) == replies
     # Matches (Elo ratings, arena) never use either: the corner player's games are the same every time.
     assert play_match(env_cfg, LowestFree(), LowestFree(), 4) == [1.0, 0.0, 1.0, 0.0]
+    # ... unless asked for openings (arena's openings=N): then the same players' games vary.
+    assert len(set(play_match(env_cfg, LowestFree(), LowestFree(), 64, openings=3)[::2])) > 1
+
+
+def test_arena_openings_option():
+    from rlkit.arena import main
+
+    out = main(["env=tictactoe", "agents=[random,minimax]", "games=20", "openings=2"])
+    won, drawn, lost = (int(w) for w in re.findall(r"random vs minimax: (\d+) won, (\d+) drawn, (\d+) lost", out)[0])
+    assert won + drawn + lost == 20 and lost > won
+    with pytest.raises(UsageError, match="openings must be >= 0 random moves, got -1"):
+        main(["env=tictactoe", "agents=[random,minimax]", "openings=-1"])
 
 
 def test_against_minimax_walks_every_line_of_perfect_play():

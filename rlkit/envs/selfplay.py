@@ -138,10 +138,11 @@ class SelfPlay(gym.vector.VectorEnv):
             g.env.close()
 
 
-def play_match(env_cfg, first, second, games: int, seed: int = 0) -> list[float]:
+def play_match(env_cfg, first, second, games: int, seed: int = 0, openings: int = 0) -> list[float]:
     """`games` games between two players, `first` in seat 0 of the even-numbered games and seat 1
-    of the odd ones, all batched. Returns `first`'s score per game (1 win, 0.5 draw, 0 loss)."""
-    envs = SelfPlay(env_cfg, games, Fixed(second), seats="alternate")
+    of the odd ones, all batched; each game opens with 0..`openings` uniformly random moves.
+    Returns `first`'s score per game (1 win, 0.5 draw, 0 loss)."""
+    envs = SelfPlay(env_cfg, games, Fixed(second), seats="alternate", opening_moves=openings)
     obs, info = envs.reset(seed=seed)
     scores = [None] * games
     while any(s is None for s in scores):
