@@ -27,13 +27,15 @@ DEFAULTS = {"env": "", "agents": [], "games": 100, "depth": 4, "greedy": True, "
             "symmetric": False, "openings": 0}
 
 
-def tournament(env_cfg, players: list, games: int, seed: int = 0, openings: int = 0) -> list[tuple[int, int, float]]:
-    """All games of the round robin as (i, j, score of i)."""
-    results = []
+def tournament(env_cfg, players: list, games: int, seed: int = 0, openings: int = 0):
+    """All games of the round robin as (i, j, score of i), and each pairing's number of distinct games."""
+    results, distinct = [], {}
     for i, j in itertools.combinations(range(len(players)), 2):
-        scores = play_match(env_cfg, players[i], players[j], games, seed + 1000 * i + j, openings)
+        lines: list = []
+        scores = play_match(env_cfg, players[i], players[j], games, seed + 1000 * i + j, openings, lines)
         results += [(i, j, s) for s in scores]
-    return results
+        distinct[i, j] = len(set(lines))
+    return results, distinct
 
 
 def table(names: list[str], results, seed: int = 0) -> str:
@@ -56,11 +58,12 @@ def table(names: list[str], results, seed: int = 0) -> str:
     return "\n".join(lines)
 
 
-def pairings(names: list[str], results) -> str:
+def pairings(names: list[str], results, distinct: dict | None = None) -> str:
     lines = []
     for i, j in itertools.combinations(range(len(names)), 2):
         s = [r[2] for r in results if r[0] == i and r[1] == j]
-        lines.append(f"{names[i]} vs {names[j]}: {s.count(1.0)} won, {s.count(0.5)} drawn, {s.count(0.0)} lost")
+        lines.append(f"{names[i]} vs {names[j]}: {s.count(1.0)} won, {s.count(0.5)} drawn, {s.count(0.0)} lost"
+                     + (f" ({distinct[i, j]} distinct games)" if distinct else ""))
     return "\n".join(lines)
 
 
@@ -96,8 +99,8 @@ def main(argv: list[str]) -> str:
     names = [p.name for p in players]
     if len(set(names)) < len(names):
         raise UsageError(f"each agent may appear once; got {', '.join(specs)}")
-    results = tournament(env_cfg, players, args["games"], args["seed"], args["openings"])
-    out = f"{pairings(names, results)}\n\n{table(names, results, args['seed'])}"
+    results, distinct = tournament(env_cfg, players, args["games"], args["seed"], args["openings"])
+    out = f"{pairings(names, results, distinct)}\n\n{table(names, results, args['seed'])}"
     if env_cfg.game == "tictactoe" and "minimax" in specs and args["greedy"]:
         out += "\n\n" + exhaustive(names, players, specs)
     print(out)

@@ -393,6 +393,10 @@ def test_random_openings_and_exploring_opponents_vary_training_games_only():
     assert play_match(env_cfg, LowestFree(), LowestFree(), 4) == [1.0, 0.0, 1.0, 0.0]
     # ... unless asked for openings (arena's openings=N): then the same players' games vary.
     assert len(set(play_match(env_cfg, LowestFree(), LowestFree(), 64, openings=3)[::2])) > 1
+    plain, opened = [], []  # every game's line: 2 distinct ones (a seat each) without openings
+    play_match(env_cfg, LowestFree(), LowestFree(), 64, lines=plain)
+    play_match(env_cfg, LowestFree(), LowestFree(), 64, openings=3, lines=opened)
+    assert len(plain) == len(opened) == 64 and len(set(plain)) == 2 and len(set(opened)) > 10
 
 
 def test_arena_openings_option():
@@ -401,6 +405,7 @@ def test_arena_openings_option():
     out = main(["env=tictactoe", "agents=[random,minimax]", "games=20", "openings=2"])
     won, drawn, lost = (int(w) for w in re.findall(r"random vs minimax: (\d+) won, (\d+) drawn, (\d+) lost", out)[0])
     assert won + drawn + lost == 20 and lost > won
+    assert re.search(r"random vs minimax: .* lost \((\d+) distinct games\)", out)
     with pytest.raises(UsageError, match="openings must be >= 0 random moves, got -1"):
         main(["env=tictactoe", "agents=[random,minimax]", "openings=-1"])
 

@@ -138,19 +138,27 @@ class SelfPlay(gym.vector.VectorEnv):
             g.env.close()
 
 
-def play_match(env_cfg, first, second, games: int, seed: int = 0, openings: int = 0) -> list[float]:
+def play_match(env_cfg, first, second, games: int, seed: int = 0, openings: int = 0,
+               lines: list | None = None) -> list[float]:
     """`games` games between two players, `first` in seat 0 of the even-numbered games and seat 1
     of the odd ones, all batched; each game opens with 0..`openings` uniformly random moves.
-    Returns `first`'s score per game (1 win, 0.5 draw, 0 loss)."""
+    Returns `first`'s score per game (1 win, 0.5 draw, 0 loss). `lines`, if given, receives one
+    key per game (its seat and every position `first` saw): equal keys, the same game."""
     envs = SelfPlay(env_cfg, games, Fixed(second), seats="alternate", opening_moves=openings)
     obs, info = envs.reset(seed=seed)
     scores = [None] * games
+    seen = [[i % 2] for i in range(games)]
     while any(s is None for s in scores):
+        if lines is not None:
+            for i in (i for i in range(games) if scores[i] is None):
+                seen[i].append(obs[i].tobytes())
         obs, reward, done, _, info = envs.step(first.act_batch(obs, info["action_mask"]))
         for i in np.flatnonzero(done):
             if scores[i] is None:
                 scores[i] = (float(reward[i]) + 1) / 2
     envs.close()
+    if lines is not None:
+        lines += [tuple(k) for k in seen]
     return scores
 
 
