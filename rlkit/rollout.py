@@ -184,10 +184,12 @@ class AsyncCollector:
     The cost is one rollout of off-policy lag, never more: the thread acts with `behave`, a copy of
     the policy taken when the rollout starts, which is one update behind by the time the learner
     uses it. The first update is on-policy; update k >= 2 learns from a batch collected with the
-    weights from before update k - 1. PPO's ratio is taken against the stored log-probabilities
-    of the policy that acted, so its clipping bounds the step as usual (REINFORCE has no such
-    correction: train.py refuses it). The thread samples from the collector's own `generator`,
-    so a seed still fixes the run, whatever the threads' timing.
+    weights from before update k - 1. So that the lag does not change what PPO does, the learner
+    rates each batch itself when it receives it (`prox_logprobs`, `values`, `last_value`, beside
+    the next rollout) and ppo.update clips against that, weighting each sample by the learner's
+    probability over the acting policy's (decoupled PPO). REINFORCE has no such correction, so
+    train.py refuses it. The thread samples from the collector's own `generator`, so a seed
+    still fixes the run, whatever the threads' timing.
 
     Same face as the collectors it wraps (`collect`, `num_envs`, `restarts`, `close`, spaces)."""
 

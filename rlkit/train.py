@@ -109,8 +109,8 @@ def check_async_rollout(cfg) -> None:
     if not cfg.get("async_rollout", False):
         return
     if cfg.algo.name != "ppo":
-        raise UsageError(f"async_rollout=true needs algo=ppo: its clipped ratio corrects the one rollout of lag; "
-                         f"{cfg.algo.name} has no such correction")
+        raise UsageError(f"async_rollout=true needs algo=ppo, whose decoupled update corrects the one rollout of "
+                         f"lag; {cfg.algo.name} has no such correction")
     if cfg.env.family == "board":
         raise UsageError("async_rollout=true does not run self-play board games: their opponent pool changes "
                          "between updates; use async_rollout=false")
