@@ -399,6 +399,22 @@ def test_random_openings_and_exploring_opponents_vary_training_games_only():
     assert len(plain) == len(opened) == 64 and len(set(plain)) == 2 and len(set(opened)) > 10
 
 
+def test_games_over_before_the_learners_first_move_are_replaced():
+    """Long random openings often leave the opponent a winning reply (or end the game): such a
+    game never reaches the learner, which always gets a live game to move in."""
+    from rlkit.envs.selfplay import Fixed, SelfPlay, play_match
+
+    env_cfg = load_config(["env=tictactoe"]).env
+    envs = SelfPlay(env_cfg, 64, Fixed(Minimax(0)), seats="second", opening_moves=8)
+    _, info = envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        assert not any(g.over for g in envs.games) and info["action_mask"].any(1).all()
+        info = envs.step([rng.choice(np.flatnonzero(m)) for m in info["action_mask"]])[4]
+    scores = play_match(env_cfg, RandomPlayer(0), Minimax(0), 50, openings=8)
+    assert len(scores) == 50 and set(scores) <= {0.0, 0.5, 1.0}
+
+
 def test_arena_openings_option():
     from rlkit.arena import main
 

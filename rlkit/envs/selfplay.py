@@ -67,7 +67,18 @@ class SelfPlay(gym.vector.VectorEnv):
         for i in range(self.num_envs):
             self._new_game(i, None if seed is None else seed + i)
         self._opponents_move(range(self.num_envs))
+        self._replace_finished(range(self.num_envs))
         return self._observe()
+
+    def _replace_finished(self, indices) -> None:
+        """Games that ended before the learner's first move (a random opening, then the opponent's
+        winning reply or its second pass in Go) are not games for it: new ones replace them."""
+        over = [i for i in indices if self.games[i].over]
+        while over:
+            for i in over:
+                self._new_game(i)
+            self._opponents_move(over)
+            over = [i for i in over if self.games[i].over]
 
     def _new_game(self, i: int, seed=None) -> None:
         game = self.games[i]
@@ -120,6 +131,7 @@ class SelfPlay(gym.vector.VectorEnv):
             self._new_game(i)
         if done.any():
             self._opponents_move(np.flatnonzero(done))
+            self._replace_finished(np.flatnonzero(done))
         extra = {}
         if done.any():
             episode = {"r": reward.copy(), "l": lengths, "_r": done, "_l": done}
@@ -143,7 +155,8 @@ def play_match(env_cfg, first, second, games: int, seed: int = 0, openings: int 
     """`games` games between two players, `first` in seat 0 of the even-numbered games and seat 1
     of the odd ones, all batched; each game opens with 0..`openings` uniformly random moves.
     Returns `first`'s score per game (1 win, 0.5 draw, 0 loss). `lines`, if given, receives one
-    key per game (its seat and every position `first` saw): equal keys, the same game."""
+    key per game (its seat, every position `first` saw, the last one and the result): equal keys,
+    the same game."""
     envs = SelfPlay(env_cfg, games, Fixed(second), seats="alternate", opening_moves=openings)
     obs, info = envs.reset(seed=seed)
     scores = [None] * games
@@ -156,6 +169,7 @@ def play_match(env_cfg, first, second, games: int, seed: int = 0, openings: int 
         for i in np.flatnonzero(done):
             if scores[i] is None:
                 scores[i] = (float(reward[i]) + 1) / 2
+                seen[i] += [info["final_obs"][i].tobytes(), scores[i]]  # how it ended
     envs.close()
     if lines is not None:
         lines += [tuple(k) for k in seen]
