@@ -12,6 +12,7 @@ passed to the policy when sampling and kept in the batch (`masks`) for the updat
 from __future__ import annotations
 
 import copy
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -42,6 +43,7 @@ class Rollout:
         # `generator`: the sampling noise's own random stream (else PyTorch's global one, which a
         # checkpoint saves); a collector that runs beside the learner (AsyncCollector) needs one.
         self.device, self.T, self.seed, self.remake, self.generator = device, num_steps, seed, remake, generator
+        self.cancel = threading.Event()  # set from another thread: collect() stops at the next step
         self.restarts = 0
         self._use(envs)
         self.num_envs = n = sum(e.num_envs for e in self.groups)
@@ -160,6 +162,8 @@ class Rollout:
         """Step every env `num_steps` times. Returns (batch, finished episodes as (return, length))."""
         episodes, groups = [], range(len(self.groups))
         for t in range(self.T):
+            if self.cancel.is_set():
+                raise Cancelled("the rollout was cancelled")
             # One draw for the whole step, whatever the groups: the same seed collects the same batch.
             noise = torch.rand((self.num_envs, self.action_space.n), device=self.device, generator=self.generator)
             for g in groups:
@@ -176,6 +180,10 @@ class Rollout:
         return {k: v.clone() for k, v in batch.items()}, episodes
 
 
+class Cancelled(Exception):
+    """A rollout stopped half-way by `Rollout.cancel` (AsyncCollector.close)."""
+
+
 class AsyncCollector:
     """`async_rollout=true`: the next rollout is collected in a thread while the learner updates
     on the last one, so that stepping the games hides the update (on a GPU the update is a fifth
@@ -188,15 +196,17 @@ class AsyncCollector:
     rates each batch itself when it receives it (`prox_logprobs`, `values`, `last_value`, beside
     the next rollout) and ppo.update clips against that, weighting each sample by the learner's
     probability over the acting policy's (decoupled PPO). REINFORCE has no such correction, so
-    train.py refuses it. The thread samples from the collector's own `generator`, so a seed
-    still fixes the run, whatever the threads' timing.
+    train.py refuses it. One part stays the acting policy's: at a time-limit truncation, the
+    reward already holds its value of the final observation. The thread samples from the
+    collector's own `generator`, so a seed still fixes the run, whatever the threads' timing.
+    The thread's copy runs uncompiled even with compile=true: torch.compile is not thread-safe,
+    and the learner compiles in the main thread.
 
     Same face as the collectors it wraps (`collect`, `num_envs`, `restarts`, `close`, spaces)."""
 
-    def __init__(self, collector, policy, rollouts: int, compile_policy: bool = False):
+    def __init__(self, collector, policy, rollouts: int):
         self.collector, self.left = collector, rollouts  # rollouts still to start
         self.behave = copy.deepcopy(policy).requires_grad_(False)
-        self.acting = torch.compile(self.behave) if compile_policy else self.behave
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="rollout")
         self.pending = None  # the rollout in flight: a Future of (batch, episodes)
 
@@ -207,7 +217,7 @@ class AsyncCollector:
         with torch.no_grad():  # queued before the thread's work: on a GPU, the same stream orders them
             for mine, theirs in zip(self.behave.state_dict().values(), policy.state_dict().values()):
                 mine.copy_(theirs)
-        self.pending = self.thread.submit(self.collector.collect, self.acting, gamma, bootstrap_truncated)
+        self.pending = self.thread.submit(self.collector.collect, self.behave, gamma, bootstrap_truncated)
         self.left -= 1
 
     def collect(self, policy, gamma: float, bootstrap_truncated: bool = True):
@@ -239,12 +249,19 @@ class AsyncCollector:
         batch["last_value"] = policy(batch["next_obs"], batch.get("next_mask"))[1]
 
     def close(self) -> None:
-        """Waits for the rollout in flight (its envs cannot be closed under it), then closes them."""
-        if self.pending is not None:
-            self.pending.exception()  # finished, whatever its outcome: it is thrown away
+        """Stops the rollout in flight at its next step (a Ray collector's: at its end), waits for
+        it, as its envs cannot be closed under it, and closes them; on a second Ctrl-C while
+        waiting, closes them at once."""
+        try:
+            if self.pending is not None:
+                cancel = getattr(self.collector, "cancel", None)
+                if cancel is not None:
+                    cancel.set()
+                self.pending.exception()  # finished, whatever its outcome: it is thrown away
+        finally:
             self.pending = None
-        self.thread.shutdown(wait=True)
-        self.collector.close()
+            self.thread.shutdown(wait=False, cancel_futures=True)
+            self.collector.close()
 
 
 def _finished_episodes(final_info: dict) -> list[tuple[float, int]]:

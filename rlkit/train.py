@@ -173,7 +173,7 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     # Counted from the steps left: a resumed run may collect wider or narrower batches (runner.workers).
     num_updates = start_update + math.ceil((cfg.total_steps - step) / batch_steps)
     if cfg.get("async_rollout", False):
-        collector = AsyncCollector(collector, policy, num_updates - start_update, cfg.compile)
+        collector = AsyncCollector(collector, policy, num_updates - start_update)
     # Board games are watched in the terminal (rlkit.play), not as TensorBoard videos.
     evaluation = video.EvalVideo(policy, cfg, device) if cfg.video_every and cfg.env.family != "board" else None
     last_ckpt, last_video, stop = step, step, StopRequest()

@@ -260,3 +260,19 @@ def test_decoupled_ppo_is_plain_ppo_without_lag_and_weighs_stale_samples_with_it
     assert torch.equal(updated({**batch, "prox_logprobs": batch["logprobs"].clone()}), plain)
     stale = {**batch, "prox_logprobs": batch["logprobs"] + 0.3 * torch.randn_like(batch["logprobs"])}
     assert not torch.allclose(updated(stale), plain)
+
+
+def test_closing_an_async_rollout_stops_the_one_in_flight_at_its_next_step():
+    from rlkit.config import load_config
+    from rlkit.envs import make_groups
+    from rlkit.nets import make_policy
+    from rlkit.rollout import AsyncCollector, Cancelled
+
+    cfg = load_config(["env=cartpole", "num_envs=2"])
+    rollout = Rollout(make_groups(cfg), torch.device("cpu"), 20000, seed=0, generator=torch.Generator().manual_seed(0))
+    policy = make_policy(cfg.model, rollout.observation_space, rollout.action_space)
+    collector = AsyncCollector(rollout, policy, rollouts=2)
+    collector._start(policy, 0.99, True)  # 40,000 steps in flight: many seconds, were it not stopped
+    in_flight = collector.pending
+    collector.close()
+    assert isinstance(in_flight.exception(), Cancelled) and collector.pending is None
