@@ -237,12 +237,15 @@ class AsyncCollector:
     def _rate(policy, batch: dict, chunk: int = 4096) -> None:
         """The learner's own view of a batch another policy collected: `prox_logprobs` of the
         actions, and `values` and `last_value` from its value head, for decoupled PPO."""
+        from rlkit.algos.common import evaluate  # here: rlkit.algos imports this module
+
         obs, actions = batch["obs"].flatten(0, 1), batch["actions"].flatten()
         masks = batch["masks"].flatten(0, 1) if "masks" in batch else None
         logps, values = [], []
         for i in range(0, len(actions), chunk):
-            logits, value = policy(obs[i:i + chunk], None if masks is None else masks[i:i + chunk])
-            logps.append(Categorical(logits=logits, validate_args=False).log_prob(actions[i:i + chunk]))
+            logp, _, value = evaluate(policy, obs[i:i + chunk], actions[i:i + chunk],
+                                      None if masks is None else masks[i:i + chunk])
+            logps.append(logp)
             values.append(value)
         shape = batch["logprobs"].shape
         batch["prox_logprobs"], batch["values"] = torch.cat(logps).view(shape), torch.cat(values).view(shape)

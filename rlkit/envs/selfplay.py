@@ -66,19 +66,18 @@ class SelfPlay(gym.vector.VectorEnv):
             self.rng = np.random.default_rng(seed)
         for i in range(self.num_envs):
             self._new_game(i, None if seed is None else seed + i)
-        self._opponents_move(range(self.num_envs))
-        self._replace_finished(range(self.num_envs))
+        self._to_first_move(range(self.num_envs))
         return self._observe()
 
-    def _replace_finished(self, indices) -> None:
-        """Games that ended before the learner's first move (a random opening, then the opponent's
-        winning reply or its second pass in Go) are not games for it: new ones replace them."""
-        over = [i for i in indices if self.games[i].over]
-        while over:
-            for i in over:
+    def _to_first_move(self, indices) -> None:
+        """New games up to the learner's first move (the opponent moves first where it holds the
+        first seat). A game that ends before then (a random opening, then the opponent's winning
+        reply or its second pass in Go) is no game for the learner: a new one replaces it."""
+        while len(indices):
+            self._opponents_move(indices)
+            indices = [i for i in indices if self.games[i].over]
+            for i in indices:
                 self._new_game(i)
-            self._opponents_move(over)
-            over = [i for i in over if self.games[i].over]
 
     def _new_game(self, i: int, seed=None) -> None:
         game = self.games[i]
@@ -130,8 +129,7 @@ class SelfPlay(gym.vector.VectorEnv):
             self.opponents.record(self.opponent[i], (reward[i] + 1) / 2)
             self._new_game(i)
         if done.any():
-            self._opponents_move(np.flatnonzero(done))
-            self._replace_finished(np.flatnonzero(done))
+            self._to_first_move(np.flatnonzero(done))
         extra = {}
         if done.any():
             episode = {"r": reward.copy(), "l": lengths, "_r": done, "_l": done}
@@ -160,18 +158,19 @@ def play_match(env_cfg, first, second, games: int, seed: int = 0, openings: int 
     envs = SelfPlay(env_cfg, games, Fixed(second), seats="alternate", opening_moves=openings)
     obs, info = envs.reset(seed=seed)
     scores = [None] * games
-    seen = [[i % 2] for i in range(games)]
+    seen = [[i % 2] for i in range(games)] if lines is not None else None
     while any(s is None for s in scores):
-        if lines is not None:
+        if seen is not None:
             for i in (i for i in range(games) if scores[i] is None):
                 seen[i].append(obs[i].tobytes())
         obs, reward, done, _, info = envs.step(first.act_batch(obs, info["action_mask"]))
         for i in np.flatnonzero(done):
             if scores[i] is None:
                 scores[i] = (float(reward[i]) + 1) / 2
-                seen[i] += [info["final_obs"][i].tobytes(), scores[i]]  # how it ended
+                if seen is not None:
+                    seen[i] += [info["final_obs"][i].tobytes(), scores[i]]  # how it ended
     envs.close()
-    if lines is not None:
+    if seen is not None:
         lines += [tuple(k) for k in seen]
     return scores
 
