@@ -32,7 +32,7 @@ from omegaconf import OmegaConf
 from rlkit.config import RunError, UsageError
 from rlkit.envs import make_env, make_vec
 from rlkit.nets import make_policy
-from rlkit.rollout import Rollout
+from rlkit.rollout import PER_ENV, Rollout
 
 try:
     import ray
@@ -79,9 +79,6 @@ def start_ray(runner) -> bool:
     ray.init(address=address, num_cpus=cpus, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR)
     return True
-
-
-PER_ENV = ("last_value", "next_obs", "next_mask")  # a batch's [N, ...] entries; the others are [T, N, ...]
 
 
 class RayCollector:

@@ -21,6 +21,7 @@ from torch.distributions import Categorical
 
 
 MAX_ENV_RESTARTS = 10
+PER_ENV = ("last_value", "next_obs", "next_mask")  # a batch's [N, ...] entries; the others are [T, N, ...]
 
 
 class Rollout:

@@ -116,6 +116,18 @@ def check_async_rollout(cfg) -> None:
                          "between updates; use async_rollout=false")
 
 
+def augmenter(cfg, collector):
+    """`env.selfplay.augment=true`: the board's symmetries, to train on each batch's image too."""
+    if cfg.env.family != "board" or not cfg.env.selfplay.get("augment", False):
+        return None
+    if cfg.algo.name != "ppo":
+        raise UsageError(f"env.selfplay.augment=true needs algo=ppo, whose decoupled update weights the images "
+                         f"as samples the acting policy did not play; {cfg.algo.name} cannot")
+    from rlkit.opponents import BoardSymmetries
+
+    return BoardSymmetries(cfg.env.game, collector.observation_space.shape, int(collector.action_space.n))
+
+
 def check_finite(policy, stats: dict, step: int, run_dir: Path) -> None:
     bad = [k for k, v in stats.items() if k.startswith("loss/") and not math.isfinite(v)]
     bad += [f"weight {n}" for n, p in policy.named_parameters() if not torch.isfinite(p).all()][:1]
@@ -141,6 +153,7 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     collector = make_collector(cfg, device, cfg.seed + step)
     pool = getattr(collector, "pool", None)  # self-play: the opponent pool
     try:
+        symmetries = augmenter(cfg, collector)
         policy = make_policy(cfg.model, collector.observation_space, collector.action_space,
                              board=cfg.env.family == "board").to(device)
         run_dir = Path(cfg.resume) if resume_from else make_run_dir(cfg)  # only once every check passed
@@ -189,6 +202,8 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
             if collector.restarts > restarts:
                 logger.note(f"envs or Ray workers failed and were restarted ({collector.restarts} so far)")
             step += batch_steps
+            if symmetries is not None:
+                batch = symmetries.augment(model, batch)
             stats = algo.update(model, optimizer, batch, cfg.algo)
             check_finite(policy, stats, step, run_dir)
             logger.episodes_done(step, episodes)

@@ -154,13 +154,13 @@ def test_board_cnn_and_transformer_policies(model, game):
 
 @pytest.mark.parametrize("game", ["connect_four", "tictactoe", "go"])
 def test_symmetric_maps_moves_as_pettingzoos_rules_do(game):
-    """For each symmetry Symmetric uses, the mapped moves played on a second board give exactly the
+    """For each of a board's symmetries, the mapped moves played on a second board give exactly the
     image of the first board (every plane, Go's history too) and the image of its legal moves."""
-    from rlkit.opponents import Symmetric
+    from rlkit.opponents import BoardSymmetries
 
     cfg = env_cfg(game, "env.board_size=5") if game == "go" else env_cfg(game)
     probe = Game(cfg)
-    sym = Symmetric(None, game, probe.observation_space.shape, probe.num_actions)
+    sym = BoardSymmetries(game, probe.observation_space.shape, probe.num_actions)
     assert len(sym.views) == (2 if game == "connect_four" else 8)
     rng = np.random.default_rng(1)
     for view, (came_from, goes_to) in zip(sym.views, sym.maps):
@@ -168,7 +168,7 @@ def test_symmetric_maps_moves_as_pettingzoos_rules_do(game):
         for _ in range(7):
             obs, mask = original.observe()
             image_obs, image_mask = image.observe()
-            expected = Symmetric._view(torch.as_tensor(obs)[None], *view)[0].numpy()
+            expected = BoardSymmetries.view(torch.as_tensor(obs)[None], *view)[0].numpy()
             np.testing.assert_array_equal(image_obs, expected)
             np.testing.assert_array_equal(image_mask, mask[came_from.numpy()])
             move = int(rng.choice(np.flatnonzero(mask)))
@@ -189,10 +189,64 @@ def test_a_symmetric_policy_plays_every_image_of_a_position_alike(game):
     mask = torch.rand(5, probe.num_actions) < 0.7
     with torch.no_grad():
         logits, value = sym(obs, mask)
-        for view, (came_from, goes_to) in zip(sym.views[1:], sym.maps[1:]):
-            image = Symmetric._view(obs, *view)
+        for view, (came_from, goes_to) in zip(sym.symmetries.views[1:], sym.symmetries.maps[1:]):
+            image = sym.symmetries.view(obs, *view)
             image_logits, image_value = sym(image, mask[:, came_from])
             torch.testing.assert_close(image_logits[:, goes_to], logits)
             torch.testing.assert_close(image_value, value)
             plain_logits, _ = policy(image, mask[:, came_from])  # the network alone is not symmetric
             assert not torch.allclose(plain_logits[:, goes_to], policy(obs, mask)[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("game", ["connect_four", "tictactoe"])
+def test_augmented_batch_holds_each_games_image_weighted_exactly_for_a_symmetric_policy(game):
+    """env.selfplay.augment: the image columns are the original games under one symmetry each
+    (boards, moves, masks and next boards mapped; rewards, dones, values copied, so advantages
+    equal), and a symmetric policy rates every image's move as the acting policy rated the
+    original (a decoupled weight of 1); a plain network does not."""
+    from rlkit.algos.common import evaluate
+    from rlkit.opponents import BoardSymmetries, Symmetric
+    from rlkit.rollout import Rollout, advantages
+
+    cfg = load_config([f"env={game}", "model=cnn"])
+    envs = SelfPlay(cfg.env, 6, Fixed(RandomPlayer(0)))
+    torch.manual_seed(0)
+    plain = make_policy(cfg.model, envs.single_observation_space, envs.single_action_space, board=True)
+    sym = Symmetric(plain, game, envs.single_observation_space.shape, envs.single_action_space.n)
+    batch, _ = Rollout(envs, torch.device("cpu"), 10, seed=0).collect(sym, 1.0)
+    symmetries = sym.symmetries
+    out = symmetries.augment(sym, batch, generator=torch.Generator().manual_seed(0))
+    assert out["obs"].shape[1] == 12 and out["next_obs"].shape[0] == 12 and out["last_value"].shape == (12,)
+    assert torch.equal(out["prox_logprobs"][:, :6], batch["logprobs"])
+    images = out["prox_logprobs"][:, 6:]
+    torch.testing.assert_close(images, out["logprobs"][:, 6:], atol=1e-5, rtol=1e-5)
+    # Which original each image column shows, and under which view: find it by matching the boards.
+    for j in range(6, 12):
+        found = [(i, v) for i in range(6) for v in range(1, len(symmetries.views))
+                 if torch.equal(symmetries.view(batch["obs"][:, i], *symmetries.views[v]), out["obs"][:, j])
+                 and torch.equal(symmetries.maps[v][1][batch["actions"][:, i]], out["actions"][:, j])]
+        assert found, f"image column {j} is no symmetric image of an original game"
+        i, v = found[0]
+        came_from = symmetries.maps[v][0]
+        assert torch.equal(out["masks"][:, j], batch["masks"][:, i][:, came_from])
+        assert torch.equal(out["next_obs"][j], symmetries.view(batch["next_obs"][i:i + 1], *symmetries.views[v])[0])
+        for k in ("rewards", "dones", "values", "logprobs"):
+            assert torch.equal(out[k][:, j], batch[k][:, i])
+        assert out["masks"][:, j].gather(1, out["actions"][:, j, None]).all()  # the image's move is legal there
+    adv, _ = advantages(out["rewards"], out["values"], out["dones"], out["last_value"], 1.0, 0.95)
+    assert torch.equal(adv[:, 6:], advantages(*(out[k][:, 6:] for k in ("rewards", "values", "dones")),
+                                              out["last_value"][6:], 1.0, 0.95)[0])
+    plain_prox = symmetries.augment(plain, batch, generator=torch.Generator().manual_seed(0))["prox_logprobs"][:, 6:]
+    with torch.no_grad():
+        own = evaluate(plain, batch["obs"].flatten(0, 1), batch["actions"].flatten(), batch["masks"].flatten(0, 1))[0]
+    assert not torch.allclose(plain_prox.flatten(), own, atol=1e-3)
+
+
+def test_augmented_selfplay_training_runs_and_reinforce_is_refused(train):
+    from rlkit.config import UsageError
+
+    run = train("env=connect_four", "model=cnn", "num_envs=4", "algo.num_steps=8", "total_steps=64",
+                "env.selfplay.augment=true", "env.selfplay.snapshot_every=10000")
+    assert (run / "checkpoints" / "final.safetensors").exists()
+    with pytest.raises(UsageError, match="augment=true needs algo=ppo"):
+        train("env=connect_four", "algo=reinforce", "env.selfplay.augment=true", "total_steps=64", name="bad")
