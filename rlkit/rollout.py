@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from torch.distributions import Categorical
 
 
 MAX_ENV_RESTARTS = 10
@@ -52,8 +51,9 @@ class Rollout:
         dtype = torch.uint8 if space.dtype == np.uint8 else torch.float32
         self.obs = torch.zeros((self.T, n, *space.shape), dtype=dtype, device=device)
         self.actions = torch.zeros((self.T, n), dtype=torch.long, device=device)
-        self.logprobs, self.values, self.rewards, self.dones = (
-            torch.zeros((self.T, n), device=device) for _ in range(4))
+        self.logprobs, self.values = (torch.zeros((self.T, n), device=device) for _ in range(2))
+        # Rewards and ends arrive on the CPU: gathered there, sent to the device once per rollout.
+        self.rewards, self.dones = (np.zeros((self.T, n), dtype=np.float32) for _ in range(2))
         self._start(seed)
         self.masks = None if self.next_mask is None else torch.ones(
             (self.T, n, self.action_space.n), dtype=torch.bool, device=device)
@@ -110,18 +110,18 @@ class Rollout:
     def _tensor(self, array) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array)).to(self.device, non_blocking=True)
 
-    def _act(self, policy, t: int, g: int, noise: torch.Tensor) -> None:
-        """Group g's actions for step t, sampled from the current policy with `noise` (uniform,
-        [num_envs, actions]), and sent to its envs."""
+    def _act(self, policy, t: int, g: int, gumbel: torch.Tensor) -> None:
+        """Group g's actions for step t, sampled from the current policy with `gumbel` (minus
+        Gumbel noise, [num_envs, actions]), and sent to its envs."""
         c = self.cols[g]
         obs, mask = self.next_obs[c], None if self.next_mask is None else self.next_mask[c]
         self.obs[t, c] = obs
         if mask is not None:
             self.masks[t, c] = mask
         logits, value = policy(obs, mask)
-        dist = Categorical(logits=logits, validate_args=False)  # validating would sync with the GPU
-        action = (logits - (-noise[c].log()).log()).argmax(-1)  # a sample (Gumbel-max)
-        self.actions[t, c], self.logprobs[t, c], self.values[t, c] = action, dist.log_prob(action), value
+        action = (logits - gumbel[c]).argmax(-1)  # a sample (Gumbel-max)
+        logprob = logits.log_softmax(-1).gather(-1, action[:, None]).squeeze(-1)
+        self.actions[t, c], self.logprobs[t, c], self.values[t, c] = action, logprob, value
         self.sent[g] = action.cpu().numpy()
         envs = self.groups[g]
         if hasattr(envs, "step_async"):
@@ -151,9 +151,8 @@ class Rollout:
             if bootstrap_truncated and cut.any():
                 final = self._tensor(np.stack(info["final_obs"][cut]))
                 reward[cut] += gamma * policy(final)[1].cpu().numpy()
-        self.rewards[t, c] = self._tensor(reward)
-        self.dones[t, c] = self._tensor(terminated | truncated)
-        self.next_obs[c] = self._tensor(obs)
+        self.rewards[t, c], self.dones[t, c] = reward, terminated | truncated
+        self.next_obs[c].copy_(torch.as_tensor(np.asarray(obs)), non_blocking=True)
         if self.next_mask is not None:
             self.next_mask[c] = self._mask(info)
         return episodes
@@ -167,18 +166,21 @@ class Rollout:
                 raise Cancelled("the rollout was cancelled")
             # One draw for the whole step, whatever the groups: the same seed collects the same batch.
             noise = torch.rand((self.num_envs, self.action_space.n), device=self.device, generator=self.generator)
+            gumbel = (-noise.log()).log()
             for g in groups:
                 if t:
                     episodes += self._receive(policy, t - 1, g, gamma, bootstrap_truncated)
-                self._act(policy, t, g, noise)
+                self._act(policy, t, g, gumbel)
         for g in groups:
             episodes += self._receive(policy, self.T - 1, g, gamma, bootstrap_truncated)
         last_value = policy(self.next_obs, self.next_mask)[1]
         batch = dict(obs=self.obs, actions=self.actions, logprobs=self.logprobs, values=self.values,
-                     rewards=self.rewards, dones=self.dones, last_value=last_value, next_obs=self.next_obs)
+                     last_value=last_value, next_obs=self.next_obs)
         if self.masks is not None:
             batch["masks"], batch["next_mask"] = self.masks, self.next_mask
-        return {k: v.clone() for k, v in batch.items()}, episodes
+        batch = {k: v.clone() for k, v in batch.items()}
+        batch["rewards"], batch["dones"] = (torch.tensor(x, device=self.device) for x in (self.rewards, self.dones))
+        return batch, episodes
 
 
 class Cancelled(Exception):
