@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -44,6 +45,7 @@ class Rollout:
         # checkpoint saves); a collector that runs beside the learner (AsyncCollector) needs one.
         self.device, self.T, self.seed, self.remake, self.generator = device, num_steps, seed, remake, generator
         self.cancel = threading.Event()  # set from another thread: collect() stops at the next step
+        self.graphs: dict = {}  # on CUDA, (policy, group size) -> GraphedAct; None where one cannot be made
         self.restarts = 0
         self._use(envs)
         self.num_envs = n = sum(e.num_envs for e in self.groups)
@@ -118,9 +120,8 @@ class Rollout:
         self.obs[t, c] = obs
         if mask is not None:
             self.masks[t, c] = mask
-        logits, value = policy(obs, mask)
-        action = (logits - gumbel[c]).argmax(-1)  # a sample (Gumbel-max)
-        logprob = logits.log_softmax(-1).gather(-1, action[:, None]).squeeze(-1)
+        graphed = self._graphed(policy, obs, gumbel[c]) if mask is None else None
+        action, logprob, value = graphed(obs, gumbel[c]) if graphed else act(policy, obs, mask, gumbel[c])
         self.actions[t, c], self.logprobs[t, c], self.values[t, c] = action, logprob, value
         self.sent[g] = action.cpu().numpy()
         envs = self.groups[g]
@@ -129,6 +130,22 @@ class Rollout:
                 envs.step_async(self.sent[g])
             except Exception as e:  # noqa: BLE001 - any env failure: replace the envs
                 self._restart(e)
+
+    def _graphed(self, policy, obs, gumbel):
+        """The policy's step for a group of this size as one CUDA graph (made on first use), else
+        None: on CUDA, an uncompiled policy's step is dozens of small kernels whose launches,
+        not the GPU, set the pace of collection."""
+        if self.device.type != "cuda" or hasattr(policy, "_orig_mod"):
+            return None
+        key = (id(policy), obs.shape[0])  # the same objects all run long: the learner's, or AsyncCollector's copy
+        if key not in self.graphs:
+            try:
+                self.graphs[key] = GraphedAct(policy, obs, gumbel)
+            except RuntimeError as e:  # a policy CUDA graphs cannot hold: it runs as it is
+                warnings.warn(f"the policy's step could not be captured as a CUDA graph; it runs uncaptured "
+                              f"({str(e)[:120]})", stacklevel=2)
+                self.graphs[key] = None
+        return self.graphs[key]
 
     def _receive(self, policy, t: int, g: int, gamma: float, bootstrap_truncated: bool) -> list:
         """Group g's outcome of step t. Returns the episodes that ended with it."""
@@ -181,6 +198,39 @@ class Rollout:
         batch = {k: v.clone() for k, v in batch.items()}
         batch["rewards"], batch["dones"] = (torch.tensor(x, device=self.device) for x in (self.rewards, self.dones))
         return batch, episodes
+
+
+def act(policy, obs, mask, gumbel):
+    """Actions sampled with `gumbel` (minus Gumbel noise: Gumbel-max), their log-probabilities
+    and the values of `obs`."""
+    logits, value = policy(obs, mask)
+    action = (logits - gumbel).argmax(-1)
+    return action, logits.log_softmax(-1).gather(-1, action[:, None]).squeeze(-1), value
+
+
+class GraphedAct:
+    """`act` for one batch size, captured once as a CUDA graph and replayed: inputs are copied
+    into the graph's own buffers, and the outputs are its buffers, valid until the next call.
+    The weights are read where they live, so updates made in place (the optimizer's, or
+    AsyncCollector's copy) are seen. Replays give what `act` gives, bit for bit (tested on CUDA)."""
+
+    def __init__(self, policy, obs, gumbel):
+        self.obs, self.gumbel = obs.clone(), gumbel.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up off the capture: cuDNN and cuBLAS set themselves up
+            for _ in range(3):
+                act(policy, self.obs, None, self.gumbel)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):  # AsyncCollector's thread
+            self.out = act(policy, self.obs, None, self.gumbel)
+
+    def __call__(self, obs, gumbel):
+        self.obs.copy_(obs)
+        self.gumbel.copy_(gumbel)
+        self.graph.replay()
+        return self.out
 
 
 class Cancelled(Exception):
