@@ -24,7 +24,7 @@ from rlkit.envs.selfplay import play_match
 from rlkit.opponents import against_minimax, load_player
 
 DEFAULTS = {"env": "", "agents": [], "games": 100, "depth": 4, "greedy": True, "seed": 0, "search": 0,
-            "symmetric": False, "openings": 0}
+            "symmetric": False, "mcts": 0, "openings": 0}
 
 
 def tournament(env_cfg, players: list, games: int, seed: int = 0, openings: int = 0):
@@ -94,7 +94,7 @@ def main(argv: list[str]) -> str:
         raise UsageError(f"openings must be >= 0 random moves, got {args['openings']}")
     env_cfg = board_env(args["env"], env_overrides)
     players = [load_player(s, env_cfg, args["greedy"], args["depth"], args["seed"], args["search"], label=s,
-                           symmetric=args["symmetric"])
+                           symmetric=args["symmetric"], mcts=args["mcts"])
                for s in specs]
     names = [p.name for p in players]
     if len(set(names)) < len(names):

@@ -313,6 +313,88 @@ class Lookahead(Player):
         return np.array(moves, dtype=np.int64)
 
 
+class _Node:
+    """A Connect Four position in an MCTS tree, from its mover's side: the stones, then per column
+    the prior, visits and total value (for this node's mover) of the move, and its child."""
+
+    __slots__ = ("mine", "theirs", "end", "prior", "visits", "total", "children", "legal")
+
+    def __init__(self, mine, theirs, end=None):
+        self.mine, self.theirs, self.end = mine, theirs, end  # end: the mover's result if the game is over
+        self.prior = None  # set when the network has seen the position
+        self.children: list = [None] * 7
+
+
+class MCTS(Player):
+    """A trained Connect Four agent that searches before it moves, as AlphaZero does (Silver et
+    al. 2018): `sims` simulations per move, each walking down the tree by PUCT (the value so far
+    plus c_puct * prior * sqrt(parent visits) / (1 + visits)), growing it by one position, which
+    the agent's value head rates (a finished game is scored exactly: +-1, 0), and adding that
+    value to every move on the way, from each mover's side. The move is the most visited (ties:
+    the policy's choice). Every game of a batch searches in step, so that each simulation's new
+    positions go through the network in one forward pass."""
+
+    def __init__(self, policy, name="policy", sims=200, c_puct=1.5, device="cpu"):
+        self.policy, self.sims, self.c_puct, self.device = policy, sims, c_puct, torch.device(device)
+        self.name = f"{name}+mcts{sims}"
+
+    def _rate(self, nodes) -> np.ndarray:
+        """Priors (softmax over the legal columns) into each node; returns the nodes' values."""
+        obs = np.stack([np.stack([n.mine, n.theirs], -1).reshape(6, 7, 2) for n in nodes]).astype(np.int8)
+        legal = obs[:, 0].sum(-1) == 0  # the top row: a column with room
+        logits, values = self.policy(torch.as_tensor(obs, device=self.device), torch.as_tensor(legal, device=self.device))
+        priors = torch.softmax(logits.float(), -1).cpu().numpy()
+        for node, prior, ok in zip(nodes, priors, legal):
+            node.legal, node.prior = ok, prior * ok
+            node.visits, node.total = np.zeros(7), np.zeros(7)
+        return values.float().clamp(-1, 1).cpu().numpy()
+
+    def _child(self, node, col):
+        cell = AlphaBeta.drop(node.mine | node.theirs, col)
+        mine = node.mine.copy()
+        mine[cell] = True
+        end = -1.0 if _c4_wins(mine, cell) else 0.0 if (mine | node.theirs).all() else None  # for the next mover
+        return _Node(node.theirs, mine, end)
+
+    def _descend(self, root):
+        """Down by PUCT to a finished game or a position the network has not seen."""
+        path, node = [], root
+        while node.end is None and node.prior is not None:
+            q = np.where(node.visits > 0, node.total / np.maximum(node.visits, 1), 0.0)
+            u = self.c_puct * node.prior * np.sqrt(node.visits.sum() + 1) / (1 + node.visits)
+            col = int(np.argmax(np.where(node.legal, q + u, -np.inf)))
+            if node.children[col] is None:
+                node.children[col] = self._child(node, col)
+            path.append((node, col))
+            node = node.children[col]
+        return path, node
+
+    @staticmethod
+    def _backup(path, value) -> None:
+        """`value` is the last node's, for its mover; each move above is the other side's."""
+        for node, col in reversed(path):
+            value = -value
+            node.visits[col] += 1
+            node.total[col] += value
+
+    @torch.inference_mode()
+    def act_batch(self, observations, masks) -> np.ndarray:
+        observations, masks = np.asarray(observations), np.asarray(masks, bool)
+        roots = [_Node(o.reshape(42, 2)[:, 0].astype(bool), o.reshape(42, 2)[:, 1].astype(bool))
+                 for o in observations]
+        self._rate(roots)
+        for root, mask in zip(roots, masks):
+            root.legal = root.legal & mask
+        for _ in range(self.sims):
+            walks = [self._descend(root) for root in roots]
+            fresh = [node for _, node in walks if node.end is None]
+            values = iter(self._rate(fresh) if fresh else [])
+            for path, node in walks:
+                self._backup(path, node.end if node.end is not None else float(next(values)))
+        return np.array([int(np.argmax(np.where(r.legal, r.visits + 1e-3 * r.prior, -np.inf))) for r in roots],
+                        dtype=np.int64)
+
+
 class BoardSymmetries:
     """The symmetries of a board game, as maps of observations and moves. Connect Four (moves are
     columns, and gravity rules out turning the board): the mirror image. Tic-tac-toe and Go
@@ -417,6 +499,7 @@ def baselines(game: str, depth: int = 4, seed=None) -> dict:
     return out
 
 
+MAX_SIMS = 10_000  # simulations per move: about a minute per move on this project's 2-core CPU
 MAX_DEPTH = 6  # alphabeta1 .. alphabeta6: a fixed depth whatever depth=N says (e.g. in an opponent pool)
 
 
@@ -434,12 +517,13 @@ def make_baseline(game: str, name: str, depth: int = 4, seed=None) -> Player:
 
 
 def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=None, search: int = 0,
-                label: str | None = None, symmetric: bool = False) -> Player:
+                label: str | None = None, symmetric: bool = False, mcts: int = 0) -> Player:
     """A baseline by name, or a trained agent from a run folder or checkpoint file, named `label`
     (default: the folder or file name); `search` > 0: the trained agent looks that many plies ahead
     (Connect Four only, see Lookahead; it plays the best-valued move, so `greedy` does not apply);
-    `symmetric`: the trained agent averaged over the board's symmetries (see Symmetric). Baselines
-    play as they are."""
+    `symmetric`: the trained agent averaged over the board's symmetries (see Symmetric); `mcts` > 0:
+    it searches with that many simulations per move (Connect Four only, see MCTS). Baselines play
+    as they are."""
     from pathlib import Path
 
     from rlkit.agent import load_agent
@@ -448,6 +532,12 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
         raise UsageError(f"search must be 0 to 4 plies (up to 2,401 positions valued per move), got {search}")
     if search and env_cfg.game != "connect_four":
         raise UsageError(f"search={search}: looking ahead needs Connect Four's rules; for {env_cfg.game} use search=0")
+    if not 0 <= mcts <= MAX_SIMS:
+        raise UsageError(f"mcts must be 0 to {MAX_SIMS} simulations per move, got {mcts}")
+    if mcts and env_cfg.game != "connect_four":
+        raise UsageError(f"mcts={mcts}: the tree search needs Connect Four's rules; for {env_cfg.game} use mcts=0")
+    if mcts and search:
+        raise UsageError(f"choose one search: search={search} (every line to a depth) or mcts={mcts} (simulations)")
     made = baselines(env_cfg.game, depth, seed)
     if spec in made:
         return made[spec]()
@@ -471,4 +561,6 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
         label += "+sym"
     if search:
         return Lookahead(policy, label, depth=search)
+    if mcts:
+        return MCTS(policy, label, sims=mcts)
     return PolicyPlayer(policy, label, greedy=greedy)

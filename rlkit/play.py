@@ -19,7 +19,7 @@ from rlkit.envs.board import Game, move_name, parse_move
 from rlkit.opponents import load_player
 
 DEFAULTS = {"env": "", "agent": "", "seat": "first", "greedy": True, "depth": 4, "seed": 0, "search": 0,
-            "symmetric": False}
+            "symmetric": False, "mcts": 0}
 
 
 def play(game: Game, player, human: int, read=input, write=print) -> float | None:
@@ -63,7 +63,7 @@ def main(argv: list[str]) -> None:
         raise UsageError(f"seat must be one of: first, second; got {args['seat']!r}")
     env_cfg = board_env(args["env"], env_overrides)
     player = load_player(args["agent"], env_cfg, args["greedy"], args["depth"], args["seed"], args["search"],
-                          symmetric=args["symmetric"])
+                          symmetric=args["symmetric"], mcts=args["mcts"])
     game = Game(env_cfg)
     game.reset(args["seed"])
     score = play(game, player, 0 if args["seat"] == "first" else 1)

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from rlkit import elo
 from rlkit.config import UsageError, load_config
-from rlkit.opponents import AlphaBeta, Lookahead, Minimax, Player, RandomPlayer
+from rlkit.opponents import MCTS, AlphaBeta, Lookahead, Minimax, Player, RandomPlayer
 from rlkit.pool import OpponentPool
 from tests.conftest import run_cli
 
@@ -147,6 +147,36 @@ def test_lookahead_values_lines_of_play_with_the_network_from_the_movers_side():
     # An unbounded value head never outranks a proven win.
     assert Lookahead(CellValue(39), depth=1).act(*board([35, 36, 37], [28, 29, 30], (6, 7))) == 3
     assert Lookahead(Scaled(CellValue(39), 5.0), depth=1).act(*board([35, 36, 37], [28, 29, 30], (6, 7))) == 3
+
+
+def test_mcts_wins_blocks_and_follows_the_value_head_within_the_mask():
+    flat = CellValue()
+    win_now = board([35, 36, 37], [28, 29, 30], (6, 7))
+    threat = board([35, 36], [41, 34, 27], (6, 7))  # three of theirs in column 6
+    assert MCTS(flat, sims=30).act(*win_now) == 3
+    assert MCTS(flat, sims=200).act(*threat) == 6
+    assert MCTS(flat, sims=1).act(*threat) != 6  # one simulation cannot see the reply: the search is what blocks
+    assert MCTS(CellValue(38), sims=50).act(*board([], [], (6, 7))) == 3  # take the cell the value head wants
+    only_5 = np.zeros(7, bool)
+    only_5[5] = True
+    assert MCTS(flat, sims=50).act(win_now[0], only_5) == 5
+    # A batch searches each game on its own: the same moves as one at a time.
+    both = MCTS(flat, sims=200).act_batch(np.stack([win_now[0], threat[0]]), np.stack([win_now[1], threat[1]]))
+    assert list(both) == [3, 6] and MCTS(flat, sims=7).name == "policy+mcts7"
+    # An unbounded value head never outranks a proven win.
+    assert MCTS(Scaled(CellValue(39), 5.0), sims=50).act(*win_now) == 3
+
+
+def test_search_options_are_checked():
+    from rlkit.opponents import load_player
+
+    c4, ttt = load_config(["env=connect_four"]).env, load_config(["env=tictactoe"]).env
+    with pytest.raises(UsageError, match="choose one search"):
+        load_player("random", c4, search=2, mcts=50)
+    with pytest.raises(UsageError, match="mcts=5: the tree search needs Connect Four's rules"):
+        load_player("random", ttt, mcts=5)
+    with pytest.raises(UsageError, match="mcts must be 0 to"):
+        load_player("random", c4, mcts=-1)
 
 
 def test_alphabeta_beats_random_and_minimax_never_loses():
