@@ -5,7 +5,8 @@
 `agents`: run folders, checkpoint files, or baselines (random; minimax for tictactoe;
 alphabeta for connect_four, depth=N). Every pair plays `games` games, each agent first in half
 of them. Trained agents play their most likely move (greedy=false: sample); with search=N
-(Connect Four) they look N plies ahead over their learned value first (rlkit.opponents.Lookahead);
+(Connect Four) they look N plies ahead over their learned value first (rlkit.opponents.Lookahead),
+with mcts=N they search N simulations per move as AlphaZero does (rlkit.opponents.MCTS);
 with symmetric=true they are averaged over the board's symmetries (rlkit.opponents.Symmetric).
 `openings=N` starts each game with 0..N uniformly random moves: greedy agents against a search
 otherwise replay a few lines (the shipped Connect Four agent's 145 losses of 200 against depth 4
