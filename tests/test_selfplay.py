@@ -508,6 +508,8 @@ def test_a_trained_agent_of_every_board_game_loads_and_plays(game, train, tmp_pa
     if game == "connect_four":  # the same agent looking two plies ahead
         out = main([f"env={game}", f"agents=[{run},random]", "games=2", "search=2"])
         assert f"{run}+search2 vs random: " in out
+        out = main([f"env={game}", f"agents=[{run},random]", "games=2", "mcts=8", "symmetric=true"])
+        assert f"{run}+sym+mcts8 vs random: " in out
         check_exported_board_agent(run, tmp_path, capsys)
     else:
         with pytest.raises(UsageError, match="looking ahead needs Connect Four's rules"):
