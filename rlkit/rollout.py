@@ -120,7 +120,7 @@ class Rollout:
         self.obs[t, c] = obs
         if mask is not None:
             self.masks[t, c] = mask
-        graphed = self._graphed(policy, obs, gumbel[c]) if mask is None else None
+        graphed = self._graphed(policy, obs, mask, gumbel[c])
         action, logprob, value = graphed(obs, gumbel[c]) if graphed else act(policy, obs, mask, gumbel[c])
         self.actions[t, c], self.logprobs[t, c], self.values[t, c] = action, logprob, value
         self.sent[g] = action.cpu().numpy()
@@ -131,11 +131,11 @@ class Rollout:
             except Exception as e:  # noqa: BLE001 - any env failure: replace the envs
                 self._restart(e)
 
-    def _graphed(self, policy, obs, gumbel):
+    def _graphed(self, policy, obs, mask, gumbel):
         """The policy's step for a group of this size as one CUDA graph (made on first use), else
-        None: on CUDA, an uncompiled policy's step is dozens of small kernels whose launches,
-        not the GPU, set the pace of collection."""
-        if self.device.type != "cuda" or hasattr(policy, "_orig_mod"):
+        None (on a CPU, for a compiled policy, or with action masks): on CUDA, an uncompiled
+        policy's step is dozens of small kernels whose launches, not the GPU, set the pace."""
+        if self.device.type != "cuda" or hasattr(policy, "_orig_mod") or mask is not None:
             return None
         key = (id(policy), obs.shape[0])  # the same objects all run long: the learner's, or AsyncCollector's copy
         if key not in self.graphs:
