@@ -149,6 +149,23 @@ def _c4_wins(stones: np.ndarray, cell: int) -> bool:
     return bool(stones[C4_THROUGH[cell]].all(1).any())
 
 
+def _c4_move(mine: np.ndarray, theirs: np.ndarray, col: int):
+    """Connect Four: the mover (holding `mine`) drops a stone in `col`. Returns the mover's stones
+    after it (a copy) and the game's result for the side to move next: -1.0 lost, 0.0 drawn, None
+    still open; (None, None) when the column is full."""
+    cell = AlphaBeta.drop(mine | theirs, col)
+    if cell is None:
+        return None, None
+    after = mine.copy()
+    after[cell] = True
+    return after, -1.0 if _c4_wins(after, cell) else 0.0 if (after | theirs).all() else None
+
+
+def _c4_board(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """The [6, 7, 2] board PettingZoo shows the mover (its stones, then the other side's)."""
+    return np.stack([mine, theirs], -1).reshape(6, 7, 2)
+
+
 class AlphaBeta(Player):
     """Connect Four negamax with alpha-beta pruning to `depth` plies. Wins score +-1e6 (sooner is
     better); at the horizon, each line of four open to one side scores 1, 10 or 100 for 1, 2 or
@@ -264,21 +281,17 @@ class Lookahead(Player):
         """The tree below a position whose mover holds `mine`: a float for a decided position, an
         int (an index into `leaves`) for one the network values, or a list of (move, subtree)."""
         if depth == 0:
-            leaves.append(np.stack([mine, theirs], -1).reshape(6, 7, 2))
+            leaves.append(_c4_board(mine, theirs))
             return len(leaves) - 1
         children = []
         for col in range(7):
-            cell = AlphaBeta.drop(mine | theirs, col)
-            if cell is None:
+            after, end = _c4_move(mine, theirs, col)
+            if after is None:
                 continue
-            mine[cell] = True
-            if _c4_wins(mine, cell):
-                sub = -(self.WIN + 1e-3 * depth)  # the side to move next has lost
-            elif (mine | theirs).all():
-                sub = 0.0
-            else:
-                sub = self.expand(theirs, mine, depth - 1, leaves)
-            mine[cell] = False
+            if end is None:
+                sub = self.expand(theirs, after, depth - 1, leaves)
+            else:  # a loss for the side to move next (a sooner one scored higher), or a draw
+                sub = end * (self.WIN + 1e-3 * depth)
             children.append((col, sub))
         return children
 
@@ -301,7 +314,7 @@ class Lookahead(Player):
         for observation, mask, pref in zip(observations, masks, prefer):
             flat = observation.reshape(42, 2).astype(bool)
             leaves: list[np.ndarray] = []
-            tree = self.expand(flat[:, 0].copy(), flat[:, 1].copy(), self.depth, leaves)
+            tree = self.expand(flat[:, 0], flat[:, 1], self.depth, leaves)
             values = np.zeros(0)
             if leaves:
                 batch = torch.as_tensor(np.stack(leaves).astype(observation.dtype), device=self.device)
@@ -340,7 +353,7 @@ class MCTS(Player):
 
     def _rate(self, nodes) -> np.ndarray:
         """Priors (softmax over the legal columns) into each node; returns the nodes' values."""
-        obs = np.stack([np.stack([n.mine, n.theirs], -1).reshape(6, 7, 2) for n in nodes]).astype(np.int8)
+        obs = np.stack([_c4_board(n.mine, n.theirs) for n in nodes]).astype(np.int8)
         legal = obs[:, 0].sum(-1) == 0  # the top row: a column with room
         logits, values = self.policy(torch.as_tensor(obs, device=self.device), torch.as_tensor(legal, device=self.device))
         priors = torch.softmax(logits.float(), -1).cpu().numpy()
@@ -350,10 +363,7 @@ class MCTS(Player):
         return values.float().clamp(-1, 1).cpu().numpy()
 
     def _child(self, node, col):
-        cell = AlphaBeta.drop(node.mine | node.theirs, col)
-        mine = node.mine.copy()
-        mine[cell] = True
-        end = -1.0 if _c4_wins(mine, cell) else 0.0 if (mine | node.theirs).all() else None  # for the next mover
+        mine, end = _c4_move(node.mine, node.theirs, col)
         return _Node(node.theirs, mine, end)
 
     def _descend(self, root):

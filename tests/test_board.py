@@ -220,6 +220,9 @@ def test_augmented_batch_holds_each_games_image_weighted_exactly_for_a_symmetric
     assert torch.equal(out["prox_logprobs"][:, :6], batch["logprobs"])
     images = out["prox_logprobs"][:, 6:]
     torch.testing.assert_close(images, out["logprobs"][:, 6:], atol=1e-5, rtol=1e-5)
+    adv, _ = advantages(out["rewards"], out["values"], out["dones"], out["last_value"], 1.0, 0.95)
+    original_adv, _ = advantages(batch["rewards"], batch["values"], batch["dones"], batch["last_value"], 1.0, 0.95)
+    assert torch.equal(adv[:, :6], original_adv)
     # Which original each image column shows, and under which view: find it by matching the boards.
     for j in range(6, 12):
         found = [(i, v) for i in range(6) for v in range(1, len(symmetries.views))
@@ -232,10 +235,9 @@ def test_augmented_batch_holds_each_games_image_weighted_exactly_for_a_symmetric
         assert torch.equal(out["next_obs"][j], symmetries.view(batch["next_obs"][i:i + 1], *symmetries.views[v])[0])
         for k in ("rewards", "dones", "values", "logprobs"):
             assert torch.equal(out[k][:, j], batch[k][:, i])
+        assert out["last_value"][j] == batch["last_value"][i]  # bootstraps from its own game's value
+        assert torch.equal(adv[:, j], original_adv[:, i])
         assert out["masks"][:, j].gather(1, out["actions"][:, j, None]).all()  # the image's move is legal there
-    adv, _ = advantages(out["rewards"], out["values"], out["dones"], out["last_value"], 1.0, 0.95)
-    assert torch.equal(adv[:, 6:], advantages(*(out[k][:, 6:] for k in ("rewards", "values", "dones")),
-                                              out["last_value"][6:], 1.0, 0.95)[0])
     plain_prox = symmetries.augment(plain, batch, generator=torch.Generator().manual_seed(0))["prox_logprobs"][:, 6:]
     with torch.no_grad():
         own = evaluate(plain, batch["obs"].flatten(0, 1), batch["actions"].flatten(), batch["masks"].flatten(0, 1))[0]

@@ -116,6 +116,20 @@ class CellValue(torch.nn.Module):
         return logits, -flat[:, self.cell, 1] if self.cell is not None else torch.zeros(len(obs))
 
 
+class RandomNet(torch.nn.Module):
+    """Connect Four logits and a value in (-1, 1), each a fixed random linear function of the
+    board: every position gets its own value, so a search that mixes up games shows it."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        self.w = torch.randn(84, 8, generator=torch.Generator().manual_seed(seed))
+
+    def forward(self, obs, action_mask=None):
+        out = obs.reshape(len(obs), 84).float() @ self.w
+        logits = out[:, :7] if action_mask is None else out[:, :7].masked_fill(~action_mask.bool(), -1e9)
+        return logits, torch.tanh(out[:, 7])
+
+
 class Scaled(torch.nn.Module):
     def __init__(self, net, scale):
         super().__init__()
@@ -160,9 +174,15 @@ def test_mcts_wins_blocks_and_follows_the_value_head_within_the_mask():
     only_5 = np.zeros(7, bool)
     only_5[5] = True
     assert MCTS(flat, sims=50).act(win_now[0], only_5) == 5
-    # A batch searches each game on its own: the same moves as one at a time.
-    both = MCTS(flat, sims=200).act_batch(np.stack([win_now[0], threat[0]]), np.stack([win_now[1], threat[1]]))
-    assert list(both) == [3, 6] and MCTS(flat, sims=7).name == "policy+mcts7"
+    # A batch searches each game on its own: the same moves as one at a time, with a value head
+    # that rates every position differently, and the tactics still found.
+    net = RandomNet()
+    games = [win_now, threat, board([], [], (6, 7)), board([38], [39], (6, 7)), board([35, 38], [36, 31], (6, 7)),
+             board([40, 33], [41, 34], (6, 7))]
+    batched = MCTS(net, sims=100).act_batch(np.stack([g[0] for g in games]), np.stack([g[1] for g in games]))
+    alone = [MCTS(net, sims=100).act(*g) for g in games]
+    assert list(batched) == alone and alone[:2] == [3, 6] and len(set(alone[2:])) > 1
+    assert MCTS(flat, sims=7).name == "policy+mcts7"
     # An unbounded value head never outranks a proven win.
     assert MCTS(Scaled(CellValue(39), 5.0), sims=50).act(*win_now) == 3
 
