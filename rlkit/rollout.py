@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import threading
 import warnings
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -45,7 +46,9 @@ class Rollout:
         # checkpoint saves); a collector that runs beside the learner (AsyncCollector) needs one.
         self.device, self.T, self.seed, self.remake, self.generator = device, num_steps, seed, remake, generator
         self.cancel = threading.Event()  # set from another thread: collect() stops at the next step
-        self.graphs: dict = {}  # on CUDA, (policy, group size) -> GraphedAct; None where one cannot be made
+        # On CUDA: policy -> {(group size, amp dtype, training): GraphedAct, or None where one cannot
+        # be made}. Weak: a freed policy's graphs go with it, never replayed for a newcomer at its address.
+        self.graphs = weakref.WeakKeyDictionary()
         self.restarts = 0
         self._use(envs)
         self.num_envs = n = sum(e.num_envs for e in self.groups)
@@ -137,15 +140,16 @@ class Rollout:
         policy's step is dozens of small kernels whose launches, not the GPU, set the pace."""
         if self.device.type != "cuda" or hasattr(policy, "_orig_mod") or mask is not None:
             return None
-        key = (id(policy), obs.shape[0])  # the same objects all run long: the learner's, or AsyncCollector's copy
-        if key not in self.graphs:
+        graphs = self.graphs.setdefault(policy, {})  # the learner's, or AsyncCollector's copy: both run long
+        key = (obs.shape[0], getattr(policy, "amp_dtype", None), policy.training)
+        if key not in graphs:
             try:
-                self.graphs[key] = GraphedAct(policy, obs, gumbel)
+                graphs[key] = GraphedAct(policy, obs, gumbel)
             except RuntimeError as e:  # a policy CUDA graphs cannot hold: it runs as it is
                 warnings.warn(f"the policy's step could not be captured as a CUDA graph; it runs uncaptured "
                               f"({str(e)[:120]})", stacklevel=2)
-                self.graphs[key] = None
-        return self.graphs[key]
+                graphs[key] = None
+        return graphs[key]
 
     def _receive(self, policy, t: int, g: int, gamma: float, bootstrap_truncated: bool) -> list:
         """Group g's outcome of step t. Returns the episodes that ended with it."""

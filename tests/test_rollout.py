@@ -276,3 +276,44 @@ def test_closing_an_async_rollout_stops_the_one_in_flight_at_its_next_step():
     in_flight = collector.pending
     collector.close()
     assert isinstance(in_flight.exception(), Cancelled) and collector.pending is None
+
+
+def test_cuda_graphs_are_kept_per_policy_object_group_size_and_precision(monkeypatch):
+    """Rollout._graphed's bookkeeping (the capture itself needs CUDA: tests/test_cuda.py): one graph
+    per policy, group size, autocast dtype and train/eval mode, made once; none with action masks;
+    and a freed policy's graphs go with it, so a new policy never replays an old one's graph."""
+    import gc
+
+    from rlkit import rollout as rollout_module
+    from rlkit.config import load_config
+    from rlkit.envs import make_groups
+    from rlkit.nets import make_policy
+
+    made = []
+
+    class Recorded:  # stands in for GraphedAct: counts captures, captures nothing
+        def __init__(self, policy, obs, gumbel):
+            made.append(obs.shape[0])
+
+    monkeypatch.setattr(rollout_module, "GraphedAct", Recorded)
+    cfg = load_config(["env=cartpole", "num_envs=4"])
+    rollout = Rollout(make_groups(cfg), torch.device("cpu"), 8, seed=0)
+    rollout.device = torch.device("cuda")  # only the bookkeeping runs: nothing is captured or replayed
+    policy = make_policy(cfg.model, rollout.observation_space, rollout.action_space)
+    obs, gumbel = torch.zeros(4, 4), torch.zeros(4, 2)
+    first = rollout._graphed(policy, obs, None, gumbel)
+    assert rollout._graphed(policy, obs, None, gumbel) is first and made == [4]
+    assert rollout._graphed(policy, obs[:2], None, gumbel[:2]) not in (None, first) and made == [4, 2]
+    policy.amp_dtype = torch.bfloat16
+    assert rollout._graphed(policy, obs, None, gumbel) is not first and made == [4, 2, 4]
+    policy.amp_dtype = None
+    policy.eval()
+    assert rollout._graphed(policy, obs, None, gumbel) is not first and len(made) == 4
+    policy.train()
+    assert rollout._graphed(policy, obs, torch.ones(4, 2, dtype=torch.bool), gumbel) is None and len(made) == 4
+    other = make_policy(cfg.model, rollout.observation_space, rollout.action_space)
+    assert rollout._graphed(other, obs, None, gumbel) is not first and len(made) == 5
+    del other
+    gc.collect()
+    assert list(rollout.graphs.keys()) == [policy] and len(rollout.graphs[policy]) == 4
+    rollout.close()
