@@ -140,7 +140,9 @@ class Rollout:
         policy's step is dozens of small kernels whose launches, not the GPU, set the pace."""
         if self.device.type != "cuda" or hasattr(policy, "_orig_mod") or mask is not None:
             return None
-        graphs = self.graphs.setdefault(policy, {})  # the learner's, or AsyncCollector's copy: both run long
+        graphs = self.graphs.get(policy)  # the learner's, or AsyncCollector's copy: both run long
+        if graphs is None:  # (not setdefault: it makes a new weak reference on every step)
+            graphs = self.graphs[policy] = {}
         key = (obs.shape[0], getattr(policy, "amp_dtype", None), policy.training)
         if key not in graphs:
             try:
