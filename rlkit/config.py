@@ -125,6 +125,8 @@ def _check_types(cfg: DictConfig, base: DictConfig, prefix: str = "") -> None:
 
 
 _POSITIVE = ("total_steps", "num_envs", "algo.lr", "algo.num_steps", "algo.epochs", "algo.minibatches",
+             "algo.sims", "algo.c_puct", "algo.dirichlet_alpha", "algo.replay_size", "algo.batch_size",
+             "algo.replay_ratio",
              "env.frame_skip", "env.frame_stack", "video_length", "log_every",
              "runner.workers", "runner.cpus_per_worker", "runner.start_timeout")
 _NON_NEGATIVE = ("checkpoint_every", "keep_checkpoints", "video_every", "env.selfplay.opening_moves")
@@ -154,18 +156,14 @@ def _check_ranges(cfg: DictConfig) -> None:
 
 
 def _apply_tuned(cfg: DictConfig, explicit: set[str]) -> None:
-    """Merge `env.tuned` into the config, except keys the user set on the command line."""
+    """Merge `env.tuned` into the config, except keys the user set on the command line. A block
+    named after the chosen algo or model tunes its group's keys, and may also tune top-level keys
+    for that choice alone (e.g. `alphazero: {num_envs: 256}`), which win over the plain ones."""
     tuned = cfg.env.pop("tuned", None) or {}
+    chosen = []
     for key, value in tuned.items():
         if key in (cfg.algo.name, cfg.model.name):
-            group = "algo" if key == cfg.algo.name else "model"
-            for sub, v in value.items():
-                path = f"{group}.{sub}"
-                if sub not in cfg[group]:
-                    raise UsageError(f"env {cfg.env.name}: tuned {key}.{sub} is not a key of {group} {key}; "
-                                     f"valid: {', '.join(cfg[group].keys())}")
-                if path not in explicit:
-                    cfg[group][sub] = v
+            chosen.append((key, value))
         elif key in options("algo") + options("model"):
             continue  # tuned values for an algorithm or model not chosen in this run
         elif key in GROUPS or key not in cfg:
@@ -173,6 +171,16 @@ def _apply_tuned(cfg: DictConfig, explicit: set[str]) -> None:
                              f"or an algo/model name")
         elif key not in explicit:
             cfg[key] = value
+    for key, value in chosen:
+        group = "algo" if key == cfg.algo.name else "model"
+        for sub, v in value.items():
+            top = sub not in cfg[group] and sub in cfg and sub not in GROUPS
+            if sub not in cfg[group] and not top:
+                raise UsageError(f"env {cfg.env.name}: tuned {key}.{sub} is not a key of {group} {key} "
+                                 f"nor a top-level key; valid: {', '.join(cfg[group].keys())}")
+            path = sub if top else f"{group}.{sub}"
+            if path not in explicit:
+                OmegaConf.update(cfg, path, v)
 
 
 def load_config(overrides: list[str]) -> DictConfig:

@@ -17,6 +17,7 @@ from torch.distributions import Categorical
 from rlkit.algos.common import evaluate
 from rlkit.config import UsageError
 from rlkit.rollout import PER_ENV
+from rlkit.search import search
 
 
 class Player:
@@ -326,83 +327,21 @@ class Lookahead(Player):
         return np.array(moves, dtype=np.int64)
 
 
-class _Node:
-    """A Connect Four position in an MCTS tree, from its mover's side: the stones, then per column
-    the prior, visits and total value (for this node's mover) of the move, and its child."""
-
-    __slots__ = ("mine", "theirs", "end", "prior", "visits", "total", "children", "legal")
-
-    def __init__(self, mine, theirs, end=None):
-        self.mine, self.theirs, self.end = mine, theirs, end  # end: the mover's result if the game is over
-        self.prior = None  # set when the network has seen the position
-        self.children: list = [None] * 7
-
-
 class MCTS(Player):
     """A trained Connect Four agent that searches before it moves, as AlphaZero does (Silver et
-    al. 2018): `sims` simulations per move, each walking down the tree by PUCT (the value so far
-    plus c_puct * prior * sqrt(parent visits) / (1 + visits)), growing it by one position, which
-    the agent's value head rates (a finished game is scored exactly: +-1, 0), and adding that
-    value to every move on the way, from each mover's side. The move is the most visited (ties:
-    the policy's choice). Every game of a batch searches in step, so that each simulation's new
-    positions go through the network in one forward pass."""
+    al. 2018): `sims` simulations per move of rlkit.search's tree search over the agent's priors
+    and value head; the move is the most visited (ties: the policy's choice). Every game of a
+    batch searches in step, so that each simulation's new positions go through the network in
+    one forward pass."""
 
     def __init__(self, policy, name="policy", sims=200, c_puct=1.5, device="cpu"):
         self.policy, self.sims, self.c_puct, self.device = policy, sims, c_puct, torch.device(device)
         self.name = f"{name}+mcts{sims}"
 
-    def _rate(self, nodes) -> np.ndarray:
-        """Priors (softmax over the legal columns) into each node; returns the nodes' values."""
-        obs = np.stack([_c4_board(n.mine, n.theirs) for n in nodes]).astype(np.int8)
-        legal = obs[:, 0].sum(-1) == 0  # the top row: a column with room
-        logits, values = self.policy(torch.as_tensor(obs, device=self.device), torch.as_tensor(legal, device=self.device))
-        priors = torch.softmax(logits.float(), -1).cpu().numpy()
-        for node, prior, ok in zip(nodes, priors, legal):
-            node.legal, node.prior = ok, prior * ok
-            node.visits, node.total = np.zeros(7), np.zeros(7)
-        return values.float().clamp(-1, 1).cpu().numpy()
-
-    def _child(self, node, col):
-        mine, end = _c4_move(node.mine, node.theirs, col)
-        return _Node(node.theirs, mine, end)
-
-    def _descend(self, root):
-        """Down by PUCT to a finished game or a position the network has not seen."""
-        path, node = [], root
-        while node.end is None and node.prior is not None:
-            q = np.where(node.visits > 0, node.total / np.maximum(node.visits, 1), 0.0)
-            u = self.c_puct * node.prior * np.sqrt(node.visits.sum() + 1) / (1 + node.visits)
-            col = int(np.argmax(np.where(node.legal, q + u, -np.inf)))
-            if node.children[col] is None:
-                node.children[col] = self._child(node, col)
-            path.append((node, col))
-            node = node.children[col]
-        return path, node
-
-    @staticmethod
-    def _backup(path, value) -> None:
-        """`value` is the last node's, for its mover; each move above is the other side's."""
-        for node, col in reversed(path):
-            value = -value
-            node.visits[col] += 1
-            node.total[col] += value
-
-    @torch.inference_mode()
     def act_batch(self, observations, masks) -> np.ndarray:
-        observations, masks = np.asarray(observations), np.asarray(masks, bool)
-        roots = [_Node(o.reshape(42, 2)[:, 0].astype(bool), o.reshape(42, 2)[:, 1].astype(bool))
-                 for o in observations]
-        self._rate(roots)
-        for root, mask in zip(roots, masks):
-            root.legal = root.legal & mask
-        for _ in range(self.sims):
-            walks = [self._descend(root) for root in roots]
-            fresh = [node for _, node in walks if node.end is None]
-            values = iter(self._rate(fresh) if fresh else [])
-            for path, node in walks:
-                self._backup(path, node.end if node.end is not None else float(next(values)))
-        return np.array([int(np.argmax(np.where(r.legal, r.visits + 1e-3 * r.prior, -np.inf))) for r in roots],
-                        dtype=np.int64)
+        stones = np.asarray(observations).reshape(len(observations), 42, 2).astype(bool)
+        trees = search(self.policy, stones[..., 0], stones[..., 1], masks, self.sims, self.c_puct, self.device)
+        return trees.best().astype(np.int64)
 
 
 class BoardSymmetries:

@@ -90,7 +90,14 @@ class StopRequest:
 
 def make_collector(cfg, device: torch.device, seed: int):
     """The runner. `local`: one vector env stepped in this process. `ray`: `runner.workers` of them
-    on Ray actors (rlkit/distributed.py). Both hand `collect()`'s [T, N] batches to the same loop."""
+    on Ray actors (rlkit/distributed.py). Both hand `collect()`'s [T, N] batches to the same loop.
+    `algo=alphazero` collects searched self-play games instead (rlkit/algos/alphazero.py)."""
+    if cfg.algo.name == "alphazero":
+        if cfg.runner.name != "local":
+            raise UsageError(f"algo=alphazero runs on runner=local only, not runner={cfg.runner.name}")
+        from rlkit.algos.alphazero import SearchSelfPlay
+
+        return SearchSelfPlay(cfg, device, seed)
     if cfg.runner.name == "ray":
         # Without Ray installed, this import is a one-line install hint (exit 2).
         if cfg.env.family == "board":

@@ -96,7 +96,7 @@ def test_compare_existing_runs_groups_them_by_algorithm(comparison, tmp_path, ca
 
 
 def test_bad_compare_input():
-    with pytest.raises(UsageError, match="unknown algorithm 'dqn'; choose from: ppo, reinforce, sb3_ppo"):
+    with pytest.raises(UsageError, match="unknown algorithm 'dqn'; choose from: ppo, reinforce, alphazero, sb3_ppo"):
         compare(["env=cartpole", "algos=[ppo,dqn]"])
     with pytest.raises(UsageError, match="compare sets algo, seed and run_dir itself"):
         compare(["env=cartpole", "seed=3"])

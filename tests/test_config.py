@@ -48,7 +48,7 @@ def test_int_is_accepted_for_float():
 @pytest.mark.parametrize("override, message", [
     ("env=nope", "unknown env 'nope'; choose from: atari, board, breakout, cartpole"),
     ("model=nope", "unknown model 'nope'; choose from: cnn, impala, mlp, transformer"),
-    ("algo=nope", "unknown algo 'nope'; choose from: ppo, reinforce"),
+    ("algo=nope", "unknown algo 'nope'; choose from: alphazero, ppo, reinforce"),
     ("bogus=1", "unknown key 'bogus'; valid keys: algo, amp"),
     ("algo.lrr=1", "unknown key 'algo.lrr'; valid keys in algo:"),
     ("seed=abc", "seed must be an integer, got 'abc'"),

@@ -175,18 +175,24 @@ def play_match(env_cfg, first, second, games: int, seed: int = 0, openings: int 
     return scores
 
 
+def make_pool(cfg):
+    """A new opponent pool for `cfg`'s game, and the game's observation and action spaces."""
+    from rlkit.nets import make_policy
+    from rlkit.pool import OpponentPool
+
+    probe = Game(cfg.env)
+    space, actions = probe.observation_space, gym.spaces.Discrete(probe.num_actions)
+    probe.env.close()
+    pool = OpponentPool(cfg.env.selfplay, cfg.env.game, lambda: make_policy(cfg.model, space, actions, board=True),
+                        lambda a, b, n, seed: play_match(cfg.env, a, b, n, seed), seed=cfg.seed)
+    return pool, space, actions
+
+
 def make(cfg, pool=None) -> SelfPlay:
     """The self-play vector env of `cfg` (`cfg.num_envs` games); its opponent pool is `envs.pool`,
     a new one unless `pool` is given (an env rebuilt after a failure keeps its pool)."""
     if pool is None:
-        from rlkit.nets import make_policy
-        from rlkit.pool import OpponentPool
-
-        probe = Game(cfg.env)
-        space, actions = probe.observation_space, gym.spaces.Discrete(probe.num_actions)
-        probe.env.close()
-        pool = OpponentPool(cfg.env.selfplay, cfg.env.game, lambda: make_policy(cfg.model, space, actions, board=True),
-                            lambda a, b, n, seed: play_match(cfg.env, a, b, n, seed), seed=cfg.seed)
+        pool, _, _ = make_pool(cfg)
     sp = cfg.env.selfplay
     envs = SelfPlay(cfg.env, cfg.num_envs, pool, opening_moves=sp.opening_moves, opponent_explore=sp.opponent_explore)
     envs.pool = pool

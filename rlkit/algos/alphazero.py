@@ -1,0 +1,138 @@
+"""AlphaZero-style self-play for Connect Four (Silver et al. 2018): `algo=alphazero`.
+
+Every move of every game is chosen by a tree search (rlkit.search) over the network being
+trained, which plays both seats. Each position is kept with the search's visit counts and, once
+its game is over, the result from its mover's side. The network learns to predict both: the
+policy by cross-entropy to the visit distribution, the value by squared error to the result. The
+search is the policy-improvement step, so the network learns from a stronger player than itself
+at every move, and its value head learns from finished games rather than from its own guesses.
+
+Exploration, as in AlphaZero: Dirichlet noise on the root priors, and for the first
+`temperature_moves` moves of each game the move is drawn in proportion to the visit counts (after
+that, the most visited). Each game opens with 0..`env.selfplay.opening_moves` uniformly random
+moves, not kept. Positions go into a window of the last `replay_size`; after each round of
+`num_steps` moves in every game the network takes `replay_ratio` * (moves made) / `batch_size`
+gradient steps on minibatches drawn from the window, each position seen as itself or its mirror
+image (the board's one symmetry under gravity), at random.
+
+"Steps" here are moves, both seats' (with PPO's self-play env they are the learner's moves
+only). The window lives in memory: a resumed run starts with an empty one. The opponent pool
+takes snapshots and rates them (Elo) as it does for PPO; no game is played against it."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rlkit import search
+from rlkit.algos.common import step
+from rlkit.config import UsageError
+
+
+class SearchSelfPlay:
+    """The collector of `algo=alphazero`: `cfg.num_envs` games at a time, both seats searched.
+    Same face as rlkit.rollout.Rollout (`collect`, `num_envs`, `restarts`, `close`, spaces, `pool`)."""
+
+    def __init__(self, cfg, device: torch.device, seed: int):
+        if cfg.env.get("game") != "connect_four":
+            raise UsageError(f"algo=alphazero searches with Connect Four's rules; env={cfg.env.name} cannot use it "
+                             f"(use env=connect_four, or algo=ppo)")
+        from rlkit.envs.selfplay import make_pool
+
+        self.pool, self.observation_space, self.action_space = make_pool(cfg)
+        self.cfg, self.device, self.restarts = cfg.algo, device, 0
+        self.num_envs = g = cfg.num_envs
+        self.openings = cfg.env.selfplay.opening_moves
+        self.rng = np.random.default_rng(seed)
+        self.mine, self.theirs = np.zeros((g, 42), bool), np.zeros((g, 42), bool)
+        self.moves = np.zeros(g, np.int64)
+        self.history: list[list] = [[] for _ in range(g)]  # per game: (mine, theirs, mask, visit shares)
+        size = self.cfg.replay_size
+        self.window = {"obs": np.zeros((size, 6, 7, 2), np.int8), "masks": np.zeros((size, 7), bool),
+                       "pi": np.zeros((size, 7), np.float32), "z": np.zeros(size, np.float32)}
+        self.filled = self.next = 0
+        for i in range(g):
+            self._new_game(i)
+
+    def _new_game(self, i: int) -> None:
+        """Game i starts over, with 0..`openings` random moves (that do not end it)."""
+        end = np.zeros(1)
+        while not np.isnan(end[0]):
+            mine, theirs, end = np.zeros((1, 42), bool), np.zeros((1, 42), bool), np.full(1, np.nan)
+            for _ in range(self.rng.integers(self.openings + 1)):
+                col = self.rng.choice(np.flatnonzero(search.legal(mine, theirs)[0]))
+                mine, theirs, end = search.drop(mine, theirs, np.array([col]))
+        self.mine[i], self.theirs[i], self.moves[i], self.history[i] = mine[0], theirs[0], 0, []
+
+    def _keep(self, i: int, end: float) -> None:
+        """Game i's positions into the window, each with the result for its mover (`end` is the
+        result for the side to move after the last move: -1 it lost, 0 drawn)."""
+        for k, (mine, theirs, mask, pi) in enumerate(reversed(self.history[i])):
+            j = self.next
+            self.window["obs"][j] = search.boards(mine[None], theirs[None])[0]
+            self.window["masks"][j], self.window["pi"][j] = mask, pi
+            self.window["z"][j] = -end if k % 2 == 0 else end  # k plies before the last move
+            self.next = (j + 1) % self.cfg.replay_size
+            self.filled = min(self.filled + 1, self.cfg.replay_size)
+
+    def collect(self, policy, gamma: float = 1.0, bootstrap_truncated: bool = True):
+        """`num_steps` searched moves in every game. Returns the window (tensors; `new`: the moves
+        made) and the games finished: (the first mover's score, +1/0/-1, number of moves)."""
+        cfg, episodes = self.cfg, []
+        for _ in range(cfg.num_steps):
+            mask = search.legal(self.mine, self.theirs)
+            noise = self.rng.dirichlet(np.full(7, cfg.dirichlet_alpha), self.num_envs) * mask
+            noise /= noise.sum(1, keepdims=True)
+            trees = search.search(policy, self.mine, self.theirs, mask, cfg.sims, cfg.c_puct, self.device, noise)
+            visits = trees.root_visits
+            shares = visits / visits.sum(1, keepdims=True)
+            moves = trees.best()
+            early = np.flatnonzero(self.moves < cfg.temperature_moves)
+            for i in early:
+                moves[i] = self.rng.choice(7, p=shares[i])
+            for i in range(self.num_envs):
+                self.history[i].append((self.mine[i], self.theirs[i], mask[i], shares[i].astype(np.float32)))
+            self.mine, self.theirs, end = search.drop(self.mine, self.theirs, moves)
+            self.moves += 1
+            for i in np.flatnonzero(~np.isnan(end)):
+                self._keep(i, end[i])
+                length = len(self.history[i])
+                first = -end[i] if length % 2 else end[i]  # the result for the side that made the first searched move
+                episodes.append((float(first), length))
+                self._new_game(i)
+        n = self.filled
+        batch = {k: torch.from_numpy(v[:n]) for k, v in self.window.items()}
+        batch["new"] = cfg.num_steps * self.num_envs
+        return batch, episodes
+
+    def close(self) -> None:
+        pass
+
+
+def update(policy, optimizer, batch, cfg) -> dict:
+    """`replay_ratio` * batch["new"] / `batch_size` gradient steps on minibatches of the window:
+    cross-entropy of the policy to the search's visit shares, squared error of the value to the
+    game's result, each position mirrored at random. Nothing until the window holds a minibatch."""
+    size = batch["z"].shape[0]
+    if size < cfg.batch_size:
+        return {}
+    device = next(policy.parameters()).device
+    losses = []
+    for _ in range(max(1, round(cfg.replay_ratio * batch["new"] / cfg.batch_size))):
+        idx = torch.randint(size, (cfg.batch_size,))
+        obs, masks, pi, z = (batch[k][idx] for k in ("obs", "masks", "pi", "z"))
+        flip = torch.rand(cfg.batch_size) < 0.5
+        obs = torch.where(flip[:, None, None, None], obs.flip(2), obs)  # columns are dim 2 of [B, 6, 7, 2]
+        masks, pi = (torch.where(flip[:, None], x.flip(1), x) for x in (masks, pi))
+        obs, masks, pi, z = (x.to(device, non_blocking=True) for x in (obs, masks, pi, z))
+        logits, value = policy(obs, masks)
+        logp = F.log_softmax(logits.float(), -1)
+        policy_loss = -(pi * logp).sum(-1).mean()
+        value_loss = ((value - z) ** 2).mean()
+        step(policy, optimizer, policy_loss + cfg.vf_coef * value_loss, cfg.max_grad_norm)
+        with torch.no_grad():
+            entropy = -(logp.exp() * logp).sum(-1).mean()
+        losses.append(torch.stack([policy_loss.detach(), value_loss.detach(), entropy]))
+    policy_loss, value_loss, entropy = torch.stack(losses).mean(0).tolist()
+    return {"loss/policy": policy_loss, "loss/value": value_loss, "loss/entropy": entropy,
+            "stats/window": size, "stats/gradient_steps": len(losses)}
