@@ -17,7 +17,7 @@ from torch.distributions import Categorical
 from rlkit.algos.common import evaluate
 from rlkit.config import UsageError
 from rlkit.rollout import PER_ENV
-from rlkit.search import search
+from rlkit.search import LINES, boards, drop, search
 
 
 class Player:
@@ -130,19 +130,7 @@ def against_minimax(player: Player, seat: int) -> dict[str, int]:
     return counts
 
 
-def _c4_lines(rows=6, cols=7) -> np.ndarray:
-    lines = []
-    for r in range(rows):
-        for c in range(cols):
-            for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
-                cells = [(r + k * dr, c + k * dc) for k in range(4)]
-                if all(0 <= rr < rows and 0 <= cc < cols for rr, cc in cells):
-                    lines.append([rr * cols + cc for rr, cc in cells])
-    return np.array(lines)
-
-
-C4_LINES = _c4_lines()
-C4_THROUGH = [C4_LINES[(C4_LINES == i).any(1)] for i in range(42)]  # the lines of four through each cell
+C4_THROUGH = [LINES[(LINES == i).any(1)] for i in range(42)]  # the lines of four through each cell
 
 
 def _c4_wins(stones: np.ndarray, cell: int) -> bool:
@@ -151,20 +139,13 @@ def _c4_wins(stones: np.ndarray, cell: int) -> bool:
 
 
 def _c4_move(mine: np.ndarray, theirs: np.ndarray, col: int):
-    """Connect Four: the mover (holding `mine`) drops a stone in `col`. Returns the mover's stones
-    after it (a copy) and the game's result for the side to move next: -1.0 lost, 0.0 drawn, None
-    still open; (None, None) when the column is full."""
-    cell = AlphaBeta.drop(mine | theirs, col)
-    if cell is None:
+    """Connect Four, one position: the mover (holding `mine`) drops a stone in `col`. Returns the
+    mover's stones after it and the game's result for the side to move next: -1.0 lost, 0.0
+    drawn, None still open; (None, None) when the column is full."""
+    if (mine | theirs)[col]:  # the column's top cell
         return None, None
-    after = mine.copy()
-    after[cell] = True
-    return after, -1.0 if _c4_wins(after, cell) else 0.0 if (after | theirs).all() else None
-
-
-def _c4_board(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-    """The [6, 7, 2] board PettingZoo shows the mover (its stones, then the other side's)."""
-    return np.stack([mine, theirs], -1).reshape(6, 7, 2)
+    _, after, end = drop(mine[None], theirs[None], np.array([col]))
+    return after[0], None if np.isnan(end[0]) else float(end[0])
 
 
 class AlphaBeta(Player):
@@ -172,7 +153,6 @@ class AlphaBeta(Player):
     better); at the horizon, each line of four open to one side scores 1, 10 or 100 for 1, 2 or
     3 stones in it, plus 3 per stone in the centre column. Row 5 of the observation is the bottom."""
 
-    LINES = C4_LINES
     WEIGHTS = np.array([0.0, 1.0, 10.0, 100.0, 0.0])
     ORDER = (3, 2, 4, 1, 5, 0, 6)  # centre first: better pruning
     WIN = 1e6
@@ -189,7 +169,7 @@ class AlphaBeta(Player):
         return (self.WEIGHTS[m] * (t == 0)).sum(-1) - (self.WEIGHTS[t] * (m == 0)).sum(-1) + 3.0 * centre
 
     def evaluate(self, mine, theirs) -> float:
-        return float(self.score(mine[self.LINES].sum(1), theirs[self.LINES].sum(1),
+        return float(self.score(mine[LINES].sum(1), theirs[LINES].sum(1),
                                 mine[self.CENTRE].sum() - theirs[self.CENTRE].sum()))
 
     def negamax(self, mine, theirs, depth, alpha, beta) -> float:
@@ -222,7 +202,7 @@ class AlphaBeta(Player):
         cells = [c for c in (self.drop(filled, col) for col in range(7)) if c is not None]
         after = np.repeat(mine[None], len(cells), 0)
         after[np.arange(len(cells)), cells] = True
-        m, t = after[:, self.LINES].sum(2), theirs[self.LINES].sum(1)
+        m, t = after[:, LINES].sum(2), theirs[LINES].sum(1)
         if (m == 4).any():
             return self.WIN + 1  # a reply completes a line (there was none before): nothing scores higher
         if len(cells) == 1 and filled.sum() == 41:
@@ -282,7 +262,7 @@ class Lookahead(Player):
         """The tree below a position whose mover holds `mine`: a float for a decided position, an
         int (an index into `leaves`) for one the network values, or a list of (move, subtree)."""
         if depth == 0:
-            leaves.append(_c4_board(mine, theirs))
+            leaves.append(boards(mine[None], theirs[None])[0])
             return len(leaves) - 1
         children = []
         for col in range(7):

@@ -124,7 +124,8 @@ class OpponentPool:
     def scalars(self) -> dict:
         out = {"elo/latest": self.members[self.latest]["elo"], "selfplay/pool_size": len(self.members)}
         out.update({f"elo_pool/{n}": m["elo"] for n, m in self.members.items()})
-        out.update({f"selfplay/score_vs/{n}": m["score"] for n, m in self.members.items()})
+        # The learner's running score, against members it has played in training (algo=alphazero: none).
+        out.update({f"selfplay/score_vs/{n}": m["score"] for n, m in self.members.items() if m["games"]})
         return out
 
     # --- checkpoints: tensors + JSON, never pickle ---

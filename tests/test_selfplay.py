@@ -284,6 +284,15 @@ def test_pool_priorities_and_sampling_match_hand_computed_values():
     expect["step_100"] += 0.25
     for name, p in expect.items():
         assert draws.count(name) / len(draws) == pytest.approx(p, abs=0.015)
+    assert pool.scalars()["selfplay/score_vs/random"] == 0.75
+
+
+def test_the_pool_logs_running_scores_only_against_members_played_in_training():
+    pool, make_net = make_pool(match=lambda a, b, n, s: [1.0] * n, eval_games=2)
+    pool.add_snapshot(make_net(), 0)  # rated by evaluation games: no training game yet (algo=alphazero's case)
+    assert not [k for k in pool.scalars() if k.startswith("selfplay/score_vs/")]
+    pool.record("step_0", 1.0)
+    assert [k for k in pool.scalars() if k.startswith("selfplay/score_vs/")] == ["selfplay/score_vs/step_0"]
 
 
 def test_pool_elo_updates_and_eviction():

@@ -1,0 +1,123 @@
+"""algo=alphazero: the positions and results a searched self-play game leaves in the window, the
+update's targets and mirror images, and a tiny run from the command line through the arena."""
+import numpy as np
+import pytest
+import torch
+
+from rlkit import search
+from rlkit.algos import alphazero
+from rlkit.config import UsageError, load_config
+from rlkit.nets import make_policy
+from tests.conftest import run_cli
+
+
+def collector(**algo):
+    overrides = [f"algo.{k}={v}" for k, v in algo.items()]
+    cfg = load_config(["env=connect_four", "algo=alphazero", "num_envs=1", "env.selfplay.opening_moves=0",
+                       *overrides])
+    return alphazero.SearchSelfPlay(cfg, torch.device("cpu"), seed=0)
+
+
+class Scripted:
+    """Stands in for search.search: the moves of a script, with made-up visit counts."""
+
+    def __init__(self, moves):
+        self.moves, self.calls = list(moves), []
+
+    def __call__(self, policy, mine, theirs, mask, sims, c_puct, device, noise):
+        self.calls.append((mine.copy(), theirs.copy(), mask.copy(), noise.copy()))
+        col = self.moves.pop(0)
+        visits = np.ones((len(mine), 7)) * mask
+        visits[:, col] += 10
+        trees = type("Trees", (), {})()
+        trees.root_visits, trees.best = visits, lambda: np.full(len(mine), col)
+        return trees
+
+
+def test_a_searched_game_leaves_each_position_with_its_movers_result(monkeypatch):
+    # First mover: column 0 four times; second: column 1 three times. The first mover wins in 7.
+    game = [0, 1, 0, 1, 0, 1, 0]
+    script = Scripted([*game, 2])
+    monkeypatch.setattr(alphazero.search, "search", script)
+    c = collector(num_steps=8, temperature_moves=0)
+    batch, episodes = c.collect(policy=None)
+    assert episodes == [(1.0, 7)]
+    assert c.filled == 7 and batch["new"] == 8  # the 8th move is the next game's first, still open
+    # The window holds the game last move first: the winner's positions +1, the loser's -1.
+    assert batch["z"].tolist() == [1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0]
+    for k, (mine, theirs, mask, noise) in enumerate(script.calls[:7]):
+        j = 6 - k
+        assert (batch["obs"][j].numpy() == search.boards(mine, theirs)[0]).all()  # the mover's view
+        assert batch["masks"][j].tolist() == mask[0].tolist()
+        assert batch["pi"][j].argmax().item() == game[k] and batch["pi"][j].sum().item() == pytest.approx(1)
+        assert noise.sum() == pytest.approx(1) and (noise[~mask] == 0).all()
+    second_to_move = batch["obs"][5].numpy()  # after the first move: the first mover's stone is "theirs"
+    assert second_to_move[5, 0, 1] == 1 and second_to_move[..., 0].sum() == 0
+    assert (c.mine | c.theirs).sum() == 1  # the new game, one stone in
+
+
+def test_a_draw_is_zero_for_both_sides_and_the_window_wraps():
+    c = collector(replay_size=5)
+    c.history[0] = [(np.zeros(42, bool), np.zeros(42, bool), np.ones(7, bool), np.full(7, 1 / 7, np.float32))] * 3
+    c._keep(0, 0.0)
+    assert c.window["z"][:3].tolist() == [0.0, 0.0, 0.0] and c.filled == 3
+    c.history[0] = c.history[0] * 2
+    c._keep(0, -1.0)  # 6 more into 5 places: the oldest go
+    assert c.filled == 5 and c.next == 4
+    assert c.window["z"].tolist() == [1.0, -1.0, 1.0, -1.0, -1.0]  # written last move first, from place 3 on
+
+
+def test_update_learns_the_visit_shares_and_results_and_their_mirror_image():
+    torch.manual_seed(0)
+    cfg = load_config(["env=connect_four", "algo=alphazero", "algo.batch_size=32", "algo.replay_ratio=32"])
+    import gymnasium as gym
+
+    policy = make_policy(load_config(["env=connect_four", "model=mlp"]).model,
+                         gym.spaces.Box(0, 1, (6, 7, 2), np.int8), gym.spaces.Discrete(7), board=True)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    mine, theirs = np.zeros((2, 42), bool), np.zeros((2, 42), bool)
+    mine[0, [35, 36]], theirs[0, [40, 33]] = True, True  # lopsided: its mirror image is another position
+    mine[1, [41]], theirs[1, [34, 27]] = True, True
+    pi = np.zeros((2, 7), np.float32)
+    pi[0, 1], pi[1, 6] = 1.0, 1.0
+    window = {"obs": search.boards(mine, theirs), "masks": search.legal(mine, theirs), "pi": pi,
+              "z": np.array([1.0, -1.0], np.float32)}
+    batch = {k: torch.as_tensor(np.concatenate([v] * 16)) for k, v in window.items()}  # 32 positions
+    batch["new"] = 32
+    small = {k: v[:31] for k, v in batch.items() if k != "new"}
+    assert alphazero.update(policy, optimizer, {**small, "new": 32}, cfg.algo) == {}  # less than a minibatch: no step
+    for _ in range(10):
+        stats = alphazero.update(policy, optimizer, batch, cfg.algo)
+    assert stats["stats/gradient_steps"] == 32 and stats["loss/policy"] < 0.2 and stats["loss/value"] < 0.1
+    mirror = np.concatenate([search.boards(mine, theirs), search.boards(mine, theirs)[:, :, ::-1]])
+    masks = np.concatenate([search.legal(mine, theirs), search.legal(mine, theirs)[:, ::-1]])
+    with torch.no_grad():
+        logits, value = policy(torch.as_tensor(mirror.copy()), torch.as_tensor(masks.copy()))
+    assert logits.argmax(1).tolist() == [1, 6, 5, 0]  # the image's move is the mirrored column
+    assert value.tolist() == pytest.approx([1, -1, 1, -1], abs=0.3)
+
+
+def test_alphazero_trains_from_the_command_line_and_its_agent_plays(tmp_path):
+    run = tmp_path / "az"
+    done = run_cli("rlkit.train", "env=connect_four", "algo=alphazero", "num_envs=8", "algo.sims=4",
+                   "algo.num_steps=8", "algo.batch_size=16", "total_steps=256", "progress=false",
+                   "env.selfplay.eval_games=2", f"run_dir={run}")
+    assert done.returncode == 0, done.stderr
+    assert (run / "checkpoints" / "final.safetensors").exists()
+    out = run_cli("rlkit.arena", "env=connect_four", f"agents=[{run},random]", "games=2", "mcts=4")
+    assert out.returncode == 0 and "az+mcts4 vs random: " in out.stdout, out.stderr
+    bad = run_cli("rlkit.train", "env=tictactoe", "algo=alphazero", f"run_dir={tmp_path / 'bad'}")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: algo=alphazero searches with Connect Four's rules; env=tictactoe cannot use it "
+        "(use env=connect_four, or algo=ppo)"]
+    assert not (tmp_path / "bad").exists()
+
+
+def test_connect_four_tunes_alphazero_apart_and_the_command_line_wins():
+    cfg = load_config(["env=connect_four", "algo=alphazero"])
+    assert (cfg.num_envs, cfg.amp, cfg.total_steps) == (256, True, 1700000)
+    assert load_config(["env=connect_four", "algo=alphazero", "num_envs=8"]).num_envs == 8
+    ppo = load_config(["env=connect_four"])
+    assert (ppo.num_envs, ppo.amp) == (64, False)
+    with pytest.raises(UsageError, match="algo.sims must be > 0"):
+        load_config(["env=connect_four", "algo=alphazero", "algo.sims=0"])
