@@ -177,7 +177,8 @@ def _apply_tuned(cfg: DictConfig, explicit: set[str]) -> None:
             top = sub not in cfg[group] and sub in cfg and sub not in GROUPS
             if sub not in cfg[group] and not top:
                 raise UsageError(f"env {cfg.env.name}: tuned {key}.{sub} is not a key of {group} {key} "
-                                 f"nor a top-level key; valid: {', '.join(cfg[group].keys())}")
+                                 f"nor a top-level setting; valid: {', '.join(cfg[group].keys())}, "
+                                 f"or a top-level key other than {', '.join(GROUPS)}")
             path = sub if top else f"{group}.{sub}"
             if path not in explicit:
                 OmegaConf.update(cfg, path, v)

@@ -77,6 +77,8 @@ class Trees:
         ([B, 7], or None): root priors become 0.75 * prior + 0.25 * noise, for exploration in
         self-play (AlphaZero's Dirichlet noise)."""
         b = len(mine)
+        if not np.asarray(mask, bool).any(1).all():
+            raise ValueError("every root needs a legal move: a finished or full board cannot be searched")
         self.rate, self.c_puct = rate, c_puct
         self.mine = np.zeros((b, size, ROWS * COLS), bool)
         self.theirs = np.zeros((b, size, ROWS * COLS), bool)

@@ -34,14 +34,17 @@ class Scripted:
         return trees
 
 
-def test_a_searched_game_leaves_each_position_with_its_movers_result(monkeypatch):
-    # First mover: column 0 four times; second: column 1 three times. The first mover wins in 7.
+@pytest.mark.parametrize("opened", [0, 1])
+def test_a_searched_game_leaves_each_position_with_its_movers_result(monkeypatch, opened):
+    # First searcher: column 0 four times; second: column 1 three times. The first searcher wins
+    # in 7; it is the first player unless the game opened with one random move (counted, not kept).
     game = [0, 1, 0, 1, 0, 1, 0]
     script = Scripted([*game, 2])
     monkeypatch.setattr(alphazero.search, "search", script)
     c = collector(num_steps=8, temperature_moves=0)
+    c.opened[0] = opened
     batch, episodes = c.collect(policy=None)
-    assert episodes == [(1.0, 7)]
+    assert episodes == [(1.0, 7)] if not opened else [(-1.0, 8)]
     assert c.filled == 7 and batch["new"] == 8  # the 8th move is the next game's first, still open
     # The window holds the game last move first: the winner's positions +1, the loser's -1.
     assert batch["z"].tolist() == [1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0]
@@ -57,7 +60,7 @@ def test_a_searched_game_leaves_each_position_with_its_movers_result(monkeypatch
 
 
 def test_a_draw_is_zero_for_both_sides_and_the_window_wraps():
-    c = collector(replay_size=5)
+    c = collector(replay_size=5, batch_size=4)
     c.history[0] = [(np.zeros(42, bool), np.zeros(42, bool), np.ones(7, bool), np.full(7, 1 / 7, np.float32))] * 3
     c._keep(0, 0.0)
     assert c.window["z"][:3].tolist() == [0.0, 0.0, 0.0] and c.filled == 3
@@ -104,6 +107,11 @@ def test_alphazero_trains_from_the_command_line_and_its_agent_plays(tmp_path):
                    "env.selfplay.eval_games=2", f"run_dir={run}")
     assert done.returncode == 0, done.stderr
     assert (run / "checkpoints" / "final.safetensors").exists()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(run))
+    ea.Reload()
+    assert ea.Scalars("stats/gradient_steps") and ea.Scalars("elo/latest")  # it learned, and rated snapshots
     out = run_cli("rlkit.arena", "env=connect_four", f"agents=[{run},random]", "games=2", "mcts=4")
     assert out.returncode == 0 and "az+mcts4 vs random: " in out.stdout, out.stderr
     bad = run_cli("rlkit.train", "env=tictactoe", "algo=alphazero", f"run_dir={tmp_path / 'bad'}")
@@ -113,11 +121,27 @@ def test_alphazero_trains_from_the_command_line_and_its_agent_plays(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
-def test_connect_four_tunes_alphazero_apart_and_the_command_line_wins():
+def test_connect_four_tunes_alphazero_apart_and_the_command_line_wins(tmp_path, monkeypatch):
     cfg = load_config(["env=connect_four", "algo=alphazero"])
     assert (cfg.num_envs, cfg.amp, cfg.total_steps) == (256, True, 1700000)
-    assert load_config(["env=connect_four", "algo=alphazero", "num_envs=8"]).num_envs == 8
+    mine = load_config(["env=connect_four", "algo=alphazero", "num_envs=8", "amp=false"])
+    assert (mine.num_envs, mine.amp) == (8, False)
     ppo = load_config(["env=connect_four"])
     assert (ppo.num_envs, ppo.amp) == (64, False)
     with pytest.raises(UsageError, match="algo.sims must be > 0"):
         load_config(["env=connect_four", "algo=alphazero", "algo.sims=0"])
+    with pytest.raises(UsageError, match=r"algo.replay_size \(100\) must hold at least one minibatch"):
+        alphazero.SearchSelfPlay(load_config(["env=connect_four", "algo=alphazero", "algo.replay_size=100"]),
+                                 torch.device("cpu"), 0)
+    import shutil
+
+    from rlkit.config import config_dir
+
+    shutil.copytree(config_dir(), tmp_path / "configs")
+    env_file = tmp_path / "configs" / "env" / "connect_four.yaml"
+    env_file.write_text(env_file.read_text().replace("amp: true}", "amp: true, runner: ray}"))
+    monkeypatch.setenv("RLKIT_CONFIGS", str(tmp_path / "configs"))
+    with pytest.raises(UsageError, match="tuned alphazero.runner is not a key of algo alphazero nor a top-level "
+                                         "setting; valid: .*, or a top-level key other than env, algo, model, runner"):
+        load_config(["env=connect_four", "algo=alphazero"])
+    assert load_config(["env=connect_four"]).num_envs == 64  # the block of an algo not chosen is not read

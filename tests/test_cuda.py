@@ -50,3 +50,13 @@ def test_training_on_cuda_with_async_rollout(tmp_path):
     run = main(["env=cartpole", "device=cuda", "amp=true", "async_rollout=true", "num_envs=8",
                 "total_steps=4096", f"run_dir={tmp_path / 'run'}", "progress=false"])
     assert (run / "checkpoints" / "final.safetensors").exists()
+
+
+def test_alphazero_searches_and_trains_on_cuda(tmp_path):
+    """algo=alphazero with the network on the GPU: the search's positions go there and back
+    every simulation, the window's minibatches go there for the update."""
+    from rlkit.train import main
+
+    run = main(["env=connect_four", "algo=alphazero", "device=cuda", "num_envs=16", "algo.sims=8",
+                "algo.batch_size=64", "total_steps=1024", f"run_dir={tmp_path / 'az'}", "progress=false"])
+    assert (run / "checkpoints" / "final.safetensors").exists()

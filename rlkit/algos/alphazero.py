@@ -39,13 +39,17 @@ class SearchSelfPlay:
                              f"(use env=connect_four, or algo=ppo)")
         from rlkit.envs.selfplay import make_pool
 
+        if cfg.algo.replay_size < cfg.algo.batch_size:
+            raise UsageError(f"algo.replay_size ({cfg.algo.replay_size}) must hold at least one minibatch "
+                             f"(algo.batch_size={cfg.algo.batch_size})")
         self.pool, self.observation_space, self.action_space = make_pool(cfg)
         self.cfg, self.device, self.restarts = cfg.algo, device, 0
         self.num_envs = g = cfg.num_envs
         self.openings = cfg.env.selfplay.opening_moves
         self.rng = np.random.default_rng(seed)
         self.mine, self.theirs = np.zeros((g, 42), bool), np.zeros((g, 42), bool)
-        self.moves = np.zeros(g, np.int64)
+        self.moves = np.zeros(g, np.int64)  # searched moves
+        self.opened = np.zeros(g, np.int64)  # random opening moves
         self.history: list[list] = [[] for _ in range(g)]  # per game: (mine, theirs, mask, visit shares)
         size = self.cfg.replay_size
         self.window = {"obs": np.zeros((size, 6, 7, 2), np.int8), "masks": np.zeros((size, 7), bool),
@@ -55,14 +59,14 @@ class SearchSelfPlay:
             self._new_game(i)
 
     def _new_game(self, i: int) -> None:
-        """Game i starts over, with 0..`openings` random moves (that do not end it)."""
-        end = np.zeros(1)
-        while not np.isnan(end[0]):
-            mine, theirs, end = np.zeros((1, 42), bool), np.zeros((1, 42), bool), np.full(1, np.nan)
-            for _ in range(self.rng.integers(self.openings + 1)):
-                col = self.rng.choice(np.flatnonzero(search.legal(mine, theirs)[0]))
-                mine, theirs, end = search.drop(mine, theirs, np.array([col]))
+        """Game i starts over, with 0..`openings` random moves."""
+        mine, theirs = np.zeros((1, 42), bool), np.zeros((1, 42), bool)
+        opened = self.rng.integers(self.openings + 1)
+        for _ in range(opened):  # a game cannot end within the first 6 moves
+            col = self.rng.choice(np.flatnonzero(search.legal(mine, theirs)[0]))
+            mine, theirs, _ = search.drop(mine, theirs, np.array([col]))
         self.mine[i], self.theirs[i], self.moves[i], self.history[i] = mine[0], theirs[0], 0, []
+        self.opened[i] = opened
 
     def _keep(self, i: int, end: float) -> None:
         """Game i's positions into the window, each with the result for its mover (`end` is the
@@ -76,8 +80,9 @@ class SearchSelfPlay:
             self.filled = min(self.filled + 1, self.cfg.replay_size)
 
     def collect(self, policy, gamma: float = 1.0, bootstrap_truncated: bool = True):
-        """`num_steps` searched moves in every game. Returns the window (tensors; `new`: the moves
-        made) and the games finished: (the first mover's score, +1/0/-1, number of moves)."""
+        """`num_steps` searched moves in every game. Returns the window (tensors sharing the
+        window's memory: the update runs between collections, never beside one; `new`: the moves
+        made) and the games finished: (the first player's result, +1/0/-1, number of moves)."""
         cfg, episodes = self.cfg, []
         for _ in range(cfg.num_steps):
             mask = search.legal(self.mine, self.theirs)
@@ -96,9 +101,9 @@ class SearchSelfPlay:
             self.moves += 1
             for i in np.flatnonzero(~np.isnan(end)):
                 self._keep(i, end[i])
-                length = len(self.history[i])
-                first = -end[i] if length % 2 else end[i]  # the result for the side that made the first searched move
-                episodes.append((float(first), length))
+                length = self.opened[i] + len(self.history[i])
+                first = -end[i] if length % 2 else end[i]  # the first player made the last move when the count is odd
+                episodes.append((float(first), int(length)))
                 self._new_game(i)
         n = self.filled
         batch = {k: torch.from_numpy(v[:n]) for k, v in self.window.items()}
