@@ -59,10 +59,9 @@ def boards(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
 
 def rater(policy, device):
     """Priors (softmax over the legal columns, zero elsewhere) and values, clamped to [-1, 1],
-    of [B, 42] positions, by `policy` (obs, mask) -> (logits, value)."""
+    of [B, 42] positions whose legal columns are `ok`, by `policy` (obs, mask) -> (logits, value)."""
     @torch.inference_mode()
-    def rate(mine, theirs):
-        ok = legal(mine, theirs)
+    def rate(mine, theirs, ok):
         logits, values = policy(torch.as_tensor(boards(mine, theirs), device=device), torch.as_tensor(ok, device=device))
         priors = torch.softmax(logits.float(), -1).cpu().numpy()
         return priors * ok, values.float().clamp(-1, 1).cpu().numpy()
@@ -98,10 +97,10 @@ class Trees:
             self.prior[:, 0] = (0.75 * self.prior[:, 0] + 0.25 * noise) * self.legal[:, 0]
 
     def _expand(self, games, nodes) -> np.ndarray:
-        priors, values = self.rate(self.mine[games, nodes], self.theirs[games, nodes])
-        self.prior[games, nodes] = priors
-        self.legal[games, nodes] = legal(self.mine[games, nodes], self.theirs[games, nodes])
-        self.rated[games, nodes] = True
+        mine, theirs = self.mine[games, nodes], self.theirs[games, nodes]
+        ok = legal(mine, theirs)
+        priors, values = self.rate(mine, theirs, ok)
+        self.prior[games, nodes], self.legal[games, nodes], self.rated[games, nodes] = priors, ok, True
         return values
 
     def _walk(self):

@@ -61,7 +61,7 @@ def test_a_searched_game_leaves_each_position_with_its_movers_result(monkeypatch
 
 def test_a_draw_is_zero_for_both_sides_and_the_window_wraps():
     c = collector(replay_size=5, batch_size=4)
-    c.history[0] = [(np.zeros(42, bool), np.zeros(42, bool), np.ones(7, bool), np.full(7, 1 / 7, np.float32))] * 3
+    c.history[0] = [(np.zeros((6, 7, 2), np.int8), np.ones(7, bool), np.full(7, 1 / 7, np.float32))] * 3
     c._keep(0, 0.0)
     assert c.window["z"][:3].tolist() == [0.0, 0.0, 0.0] and c.filled == 3
     c.history[0] = c.history[0] * 2

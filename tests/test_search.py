@@ -68,7 +68,7 @@ def reference_visits(net, mine, theirs, mask, sims, c_puct=1.5):
     rate = search.rater(net, torch.device("cpu"))
 
     def expand(node):
-        prior, value = rate(node.mine[None], node.theirs[None])
+        prior, value = rate(node.mine[None], node.theirs[None], search.legal(node.mine[None], node.theirs[None]))
         node.prior, node.legal = prior[0], search.legal(node.mine, node.theirs)
         node.visits, node.total = np.zeros(7), np.zeros(7)
         return float(value[0])

@@ -48,9 +48,8 @@ class SearchSelfPlay:
         self.openings = cfg.env.selfplay.opening_moves
         self.rng = np.random.default_rng(seed)
         self.mine, self.theirs = np.zeros((g, 42), bool), np.zeros((g, 42), bool)
-        self.moves = np.zeros(g, np.int64)  # searched moves
         self.opened = np.zeros(g, np.int64)  # random opening moves
-        self.history: list[list] = [[] for _ in range(g)]  # per game: (mine, theirs, mask, visit shares)
+        self.history: list[list] = [[] for _ in range(g)]  # per game, per searched move: (board, mask, visit shares)
         size = self.cfg.replay_size
         self.window = {"obs": np.zeros((size, 6, 7, 2), np.int8), "masks": np.zeros((size, 7), bool),
                        "pi": np.zeros((size, 7), np.float32), "z": np.zeros(size, np.float32)}
@@ -65,19 +64,20 @@ class SearchSelfPlay:
         for _ in range(opened):  # a game cannot end within the first 6 moves
             col = self.rng.choice(np.flatnonzero(search.legal(mine, theirs)[0]))
             mine, theirs, _ = search.drop(mine, theirs, np.array([col]))
-        self.mine[i], self.theirs[i], self.moves[i], self.history[i] = mine[0], theirs[0], 0, []
-        self.opened[i] = opened
+        self.mine[i], self.theirs[i], self.opened[i], self.history[i] = mine[0], theirs[0], opened, []
 
     def _keep(self, i: int, end: float) -> None:
         """Game i's positions into the window, each with the result for its mover (`end` is the
         result for the side to move after the last move: -1 it lost, 0 drawn)."""
-        for k, (mine, theirs, mask, pi) in enumerate(reversed(self.history[i])):
-            j = self.next
-            self.window["obs"][j] = search.boards(mine[None], theirs[None])[0]
-            self.window["masks"][j], self.window["pi"][j] = mask, pi
-            self.window["z"][j] = -end if k % 2 == 0 else end  # k plies before the last move
-            self.next = (j + 1) % self.cfg.replay_size
-            self.filled = min(self.filled + 1, self.cfg.replay_size)
+        obs, masks, pi = (np.stack(x[::-1]) for x in zip(*self.history[i]))  # the last move first
+        n, size = len(obs), self.cfg.replay_size
+        # k plies before the last move: the last mover's result (-end) when k is even.
+        z = np.where(np.arange(n) % 2 == 0, -end, end)
+        skip = max(0, n - size)  # a game longer than the window: its first-written places are overwritten
+        places = (self.next + np.arange(skip, n)) % size
+        for key, x in (("obs", obs), ("masks", masks), ("pi", pi), ("z", z)):
+            self.window[key][places] = x[skip:]
+        self.next, self.filled = (self.next + n) % size, min(self.filled + n, size)
 
     def collect(self, policy, gamma: float = 1.0, bootstrap_truncated: bool = True):
         """`num_steps` searched moves in every game. Returns the window (tensors sharing the
@@ -92,13 +92,12 @@ class SearchSelfPlay:
             visits = trees.root_visits
             shares = visits / visits.sum(1, keepdims=True)
             moves = trees.best()
-            early = np.flatnonzero(self.moves < cfg.temperature_moves)
-            for i in early:
-                moves[i] = self.rng.choice(7, p=shares[i])
-            for i in range(self.num_envs):
-                self.history[i].append((self.mine[i], self.theirs[i], mask[i], shares[i].astype(np.float32)))
+            obs, targets = search.boards(self.mine, self.theirs), shares.astype(np.float32)
+            for i, history in enumerate(self.history):
+                if len(history) < cfg.temperature_moves:
+                    moves[i] = self.rng.choice(7, p=shares[i])
+                history.append((obs[i], mask[i], targets[i]))
             self.mine, self.theirs, end = search.drop(self.mine, self.theirs, moves)
-            self.moves += 1
             for i in np.flatnonzero(~np.isnan(end)):
                 self._keep(i, end[i])
                 length = self.opened[i] + len(self.history[i])
