@@ -1,7 +1,8 @@
 """Self-describing checkpoints in one safetensors file: weights, optimizer state and RNG
 states as tensors; the resolved config, spaces and step counters as JSON in the header. A
-self-play run adds its opponent pool: snapshot weights as `pool.*` tensors, the rest as JSON.
-Loading parses tensors and JSON only, so a checkpoint can never run code."""
+self-play run adds its opponent pool (snapshot weights as `pool.*` tensors, the rest as JSON),
+and a collector with state of its own (algo=alphazero's window of positions) adds it the same
+way, as `collector.*`. Loading parses tensors and JSON only, so a checkpoint can never run code."""
 from __future__ import annotations
 
 import json
@@ -19,12 +20,17 @@ from rlkit.config import UsageError
 FORMAT = "rlkit-checkpoint-1"
 
 
-def save(path, policy, optimizer, cfg, spaces: dict, counters: dict, pool: dict | None = None) -> Path:
-    """Write atomically: a temporary file, fsync, then rename over the target. `pool`:
-    {"tensors": {name: tensor}, "meta": JSON-able} (see rlkit.pool)."""
+PARTS = ("pool", "collector")  # optional states a run may add, each {"tensors": {name: tensor}, "meta": JSON-able}
+
+
+def save(path, policy, optimizer, cfg, spaces: dict, counters: dict, pool: dict | None = None,
+         collector: dict | None = None) -> Path:
+    """Write atomically: a temporary file, fsync, then rename over the target. `pool` (see
+    rlkit.pool) and `collector` (e.g. rlkit.algos.alphazero): {"tensors": {name: tensor}, "meta": JSON-able}."""
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
-    if pool is not None:
-        tensors.update({f"pool.{k}": v.contiguous().cpu() for k, v in pool["tensors"].items()})
+    parts = {name: part for name, part in (("pool", pool), ("collector", collector)) if part is not None}
+    for name, part in parts.items():
+        tensors.update({f"{name}.{k}": torch.as_tensor(v).contiguous().cpu() for k, v in part["tensors"].items()})
     opt = optimizer.state_dict()
     for i, state in opt["state"].items():
         for name, value in state.items():
@@ -40,8 +46,8 @@ def save(path, policy, optimizer, cfg, spaces: dict, counters: dict, pool: dict 
         "rng": json.dumps({"python": _jsonable(random.getstate()),
                            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}),
     }
-    if pool is not None:
-        meta["pool"] = json.dumps(pool["meta"])
+    for name, part in parts.items():
+        meta[name] = json.dumps(part["meta"])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -61,8 +67,8 @@ def _tuples(x):
 
 
 def load(path, device="cpu") -> dict:
-    """Read a checkpoint: {'config', 'spaces', 'counters', 'model', 'optim', 'rng', 'pool'}
-    ('pool' is None unless the run was self-play).
+    """Read a checkpoint: {'config', 'spaces', 'counters', 'model', 'optim', 'rng', 'pool', 'collector'}
+    ('pool' is None unless the run was self-play, 'collector' unless its collector saved state).
     Anything that is not an intact rlkit checkpoint gets a one-line UsageError."""
     from safetensors import safe_open
 
@@ -76,8 +82,10 @@ def load(path, device="cpu") -> dict:
             raise ValueError(f"format is {meta.get('format')!r}, expected {FORMAT!r}")
         tensors = load_file(str(path), device=str(device))
         parsed = {k: json.loads(meta[k]) for k in ("config", "spaces", "counters", "optim_groups", "rng")}
-        pool = None if "pool" not in meta else {
-            "meta": json.loads(meta["pool"]), "tensors": {k[5:]: v for k, v in tensors.items() if k.startswith("pool.")}}
+        parts = {name: None if name not in meta else {
+            "meta": json.loads(meta[name]),
+            "tensors": {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}}
+            for name in PARTS}
     except Exception as e:  # safetensors and json raise several types for damaged files
         raise UsageError(f"{path} is not a valid rlkit checkpoint ({str(e).splitlines()[0][:200]})") from None
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -89,7 +97,7 @@ def load(path, device="cpu") -> dict:
     return {"config": OmegaConf.create(parsed["config"]), "spaces": parsed["spaces"],
             "counters": parsed["counters"], "model": model,
             "optim": {"state": state, "param_groups": parsed["optim_groups"]},
-            "rng": {**parsed["rng"], "torch": tensors.get("rng.torch")}, "pool": pool}
+            "rng": {**parsed["rng"], "torch": tensors.get("rng.torch")}, **parts}
 
 
 def restore_rng(rng: dict) -> None:
@@ -117,14 +125,14 @@ def latest(run_dir) -> Path:
 
 def export(src, dst) -> Path:
     """An agent to ship (agents/NAME/agent.safetensors): the checkpoint without its optimizer
-    state and its self-play opponent pool (a third of the size, far less for self-play runs); it
+    state, its self-play opponent pool and its collector's state (a third of the size, far less for self-play runs); it
     loads and plays the same, and cannot resume training."""
     from safetensors import safe_open
 
     load(src)  # refuse anything that is not an intact checkpoint
     with safe_open(str(src), framework="pt") as f:
-        meta = {k: v for k, v in f.metadata().items() if k != "pool"}
-        tensors = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(("optim.", "pool."))}
+        meta = {k: v for k, v in f.metadata().items() if k not in PARTS}
+        tensors = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(("optim.", *(f"{p}." for p in PARTS)))}
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(dst), metadata={**meta, "optim_groups": "[]"})

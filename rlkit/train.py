@@ -181,13 +181,18 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
         checkpoint.restore_rng(resume_from["rng"])
         if pool is not None:
             pool.load_state(resume_from["pool"])
+        if resume_from.get("collector") is not None and hasattr(collector, "load_state"):
+            collector.load_state(resume_from["collector"])
     logger = Logger(run_dir, cfg, start_step=step, progress=cfg.progress)
     # REINFORCE without a learned baseline has no value to bootstrap truncations with.
     bootstrap = cfg.algo.name == "ppo" or cfg.algo.get("baseline", False)
 
+    own_state = getattr(collector, "state", None)  # a collector with state worth resuming (algo=alphazero)
+
     def save(name: str, update: int) -> None:
         checkpoint.save(run_dir / "checkpoints" / name, policy, optimizer, cfg, spaces,
-                        {"step": step, "update": update}, pool.state() if pool is not None else None)
+                        {"step": step, "update": update}, pool.state() if pool is not None else None,
+                        own_state() if own_state else None)
 
     batch_steps = cfg.algo.num_steps * collector.num_envs
     # Counted from the steps left: a resumed run may collect wider or narrower batches (runner.workers).

@@ -70,6 +70,24 @@ def test_a_draw_is_zero_for_both_sides_and_the_window_wraps():
     assert c.window["z"].tolist() == [1.0, -1.0, 1.0, -1.0, -1.0]  # written last move first, from place 3 on
 
 
+def test_the_window_is_saved_oldest_first_and_refilled():
+    c = collector(replay_size=5, batch_size=4)
+    for k in range(7):  # 7 one-position games, each z = its number: 5 places hold games 2..6
+        c.history[0] = [(np.full((6, 7, 2), k, np.int8), np.ones(7, bool), np.full(7, k, np.float32))]
+        c._keep(0, -float(k))
+    state = c.state()
+    assert state["tensors"]["z"].tolist() == [2, 3, 4, 5, 6] and state["tensors"]["obs"][:, 0, 0, 0].tolist() == [2, 3, 4, 5, 6]
+    again = collector(replay_size=5, batch_size=4)
+    again.load_state(state)
+    assert again.filled == 5 and again.next == 0 and again.state()["tensors"]["pi"][:, 0].tolist() == [2, 3, 4, 5, 6]
+    narrower = collector(replay_size=3, batch_size=2)
+    narrower.load_state(state)  # the newest that fit
+    assert narrower.window["z"].tolist() == [4, 5, 6] and narrower.filled == 3 and narrower.next == 0
+    part = collector(replay_size=8, batch_size=2)
+    part.load_state(state)
+    assert part.filled == 5 and part.next == 5 and part.window["z"][:5].tolist() == [2, 3, 4, 5, 6]
+
+
 def test_update_learns_the_visit_shares_and_results_and_their_mirror_image():
     torch.manual_seed(0)
     cfg = load_config(["env=connect_four", "algo=alphazero", "algo.batch_size=32", "algo.replay_ratio=32"])
@@ -112,6 +130,18 @@ def test_alphazero_trains_from_the_command_line_and_its_agent_plays(tmp_path):
     ea = EventAccumulator(str(run))
     ea.Reload()
     assert ea.Scalars("stats/gradient_steps") and ea.Scalars("elo/latest")  # it learned, and rated snapshots
+    from rlkit import checkpoint
+
+    first = checkpoint.load(run / "checkpoints" / "final.safetensors")["collector"]["tensors"]
+    assert len(first["z"]) > 0
+    more = run_cli("rlkit.train", f"resume={run}", "total_steps=512")
+    assert more.returncode == 0, more.stderr
+    resumed = checkpoint.load(run / "checkpoints" / "final.safetensors")["collector"]["tensors"]
+    n = len(first["z"])
+    assert len(resumed["z"]) > n  # the resumed run kept the first run's positions, then added its own
+    assert all(torch.equal(resumed[k][:n], first[k]) for k in first)
+    shipped = checkpoint.export(run / "checkpoints" / "final.safetensors", tmp_path / "agent.safetensors")
+    assert checkpoint.load(shipped)["collector"] is None
     out = run_cli("rlkit.arena", "env=connect_four", f"agents=[{run},random]", "games=2", "mcts=4")
     assert out.returncode == 0 and "az+mcts4 vs random: " in out.stdout, out.stderr
     bad = run_cli("rlkit.train", "env=tictactoe", "algo=alphazero", f"run_dir={tmp_path / 'bad'}")

@@ -16,7 +16,8 @@ gradient steps on minibatches drawn from the window, each position seen as itsel
 image (the board's one symmetry under gravity), at random.
 
 "Steps" here are moves, both seats' (with PPO's self-play env they are the learner's moves
-only). The window lives in memory: a resumed run starts with an empty one. The opponent pool
+only). Checkpoints keep the window, so a resumed run trains on the positions it had (its games
+in progress start over). The opponent pool
 takes snapshots and rates them (Elo) as it does for PPO; no game is played against it."""
 from __future__ import annotations
 
@@ -108,6 +109,20 @@ class SearchSelfPlay:
         batch = {k: torch.from_numpy(v[:n]) for k, v in self.window.items()}
         batch["new"] = cfg.num_steps * self.num_envs
         return batch, episodes
+
+    def state(self) -> dict:
+        """The window's positions, oldest first, for a checkpoint (rlkit.checkpoint)."""
+        order = (self.next + np.arange(self.filled)) % self.cfg.replay_size if self.filled == self.cfg.replay_size \
+            else np.arange(self.filled)
+        return {"tensors": {k: torch.from_numpy(v[order]) for k, v in self.window.items()}, "meta": {}}
+
+    def load_state(self, state: dict) -> None:
+        """Refill the window from a checkpoint (the newest positions if it holds more than fit)."""
+        saved = {k: v.cpu().numpy() for k, v in state["tensors"].items()}
+        n = min(len(saved["z"]), self.cfg.replay_size)
+        for key, window in self.window.items():
+            window[:n] = saved[key][len(saved[key]) - n:]
+        self.filled, self.next = n, n % self.cfg.replay_size
 
     def close(self) -> None:
         pass
