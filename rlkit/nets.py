@@ -167,6 +167,13 @@ class Transformer(nn.Module):
         return self.norm(self.blocks(x)[:, 0])
 
 
+def log_policy(logits: torch.Tensor) -> torch.Tensor:
+    """Every action's log-probability, in fp32: the one formula behind sampling's stored
+    log-probabilities (rlkit.rollout.act) and the learner's (rlkit.algos.common.evaluate), so PPO's
+    ratio starts at 1. Masked actions (logit MASKED_LOGIT) get about -1e9, and exp() of that is 0."""
+    return logits.float().log_softmax(-1)
+
+
 class ActorCritic(nn.Module):
     def __init__(self, encoder: nn.Module, num_actions: int):
         super().__init__()

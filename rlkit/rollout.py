@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from rlkit.nets import log_policy
+
 
 MAX_ENV_RESTARTS = 10
 PER_ENV = ("last_value", "next_obs", "next_mask")  # a batch's [N, ...] entries; the others are [T, N, ...]
@@ -211,7 +213,7 @@ def act(policy, obs, mask, gumbel):
     and the values of `obs`."""
     logits, value = policy(obs, mask)
     action = (logits - gumbel).argmax(-1)
-    return action, logits.log_softmax(-1).gather(-1, action[:, None]).squeeze(-1), value
+    return action, log_policy(logits).gather(-1, action[:, None]).squeeze(-1), value
 
 
 class GraphedAct:

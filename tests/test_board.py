@@ -127,6 +127,31 @@ def test_learners_use_the_mask_when_re_evaluating():
     assert torch.all(logp > np.log(0.4))
 
 
+def test_sampling_and_learning_read_the_same_log_probabilities():
+    # PPO's ratio is exp(learner's log-prob - sampler's): for the same weights it must be exactly 1.
+    from torch.distributions import Categorical
+
+    from rlkit.algos.common import evaluate
+    from rlkit.rollout import act
+
+    torch.manual_seed(0)
+    cfg = load_config(["env=connect_four", "model=cnn"])
+    policy = make_policy(cfg.model, gym.spaces.Box(0, 1, (6, 7, 2), np.int8), gym.spaces.Discrete(7), board=True)
+    policy.actor.weight.data.normal_(0, 1)  # far from uniform
+    obs = torch.randint(0, 2, (16, 6, 7, 2), dtype=torch.int8)
+    masks = torch.rand(16, 7) < 0.6
+    masks[:, 3] = True
+    with torch.no_grad():
+        action, logp, _ = act(policy, obs, masks, -torch.log(-torch.log(torch.rand(16, 7))))
+        again, entropy, _ = evaluate(policy, obs, action, masks)
+        logits = policy(obs, masks)[0]
+    assert masks.gather(1, action[:, None]).all()
+    assert torch.equal(logp, again) and logp.dtype == torch.float32
+    reference = Categorical(logits=logits)
+    assert torch.allclose(logp, reference.log_prob(action), atol=1e-5)
+    assert torch.allclose(entropy, reference.entropy(), atol=1e-5) and entropy.min() > 0.01
+
+
 @pytest.mark.parametrize("model", ["cnn", "transformer"])
 @pytest.mark.parametrize("game", ["tictactoe", "connect_four"])
 def test_board_cnn_and_transformer_policies(model, game):

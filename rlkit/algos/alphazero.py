@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rlkit import search
 from rlkit.algos.common import step
 from rlkit.config import UsageError
+from rlkit.nets import log_policy
 
 
 class SearchSelfPlay:
@@ -145,7 +145,7 @@ def update(policy, optimizer, batch, cfg) -> dict:
         masks, pi = (torch.where(flip[:, None], x.flip(1), x) for x in (masks, pi))
         obs, masks, pi, z = (x.to(device, non_blocking=True) for x in (obs, masks, pi, z))
         logits, value = policy(obs, masks)
-        logp = F.log_softmax(logits.float(), -1)
+        logp = log_policy(logits)
         policy_loss = -(pi * logp).sum(-1).mean()
         value_loss = ((value - z) ** 2).mean()
         step(policy, optimizer, policy_loss + cfg.vf_coef * value_loss, cfg.max_grad_norm)

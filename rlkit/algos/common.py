@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import Categorical
+
+from rlkit.nets import log_policy
 
 
 def evaluate(policy, obs, actions, masks=None):
     """Log-probabilities of `actions`, entropies and values under the current policy
     (illegal actions masked out, as when the actions were sampled)."""
     logits, value = policy(obs, masks)
-    dist = Categorical(logits=logits, validate_args=False)  # its checks read tensors back: a GPU sync
-    return dist.log_prob(actions), dist.entropy(), value
+    logp = log_policy(logits)
+    return logp.gather(-1, actions[:, None].long()).squeeze(-1), -(logp.exp() * logp).sum(-1), value
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
