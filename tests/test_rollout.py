@@ -317,3 +317,30 @@ def test_cuda_graphs_are_kept_per_policy_object_group_size_and_precision(monkeyp
     gc.collect()
     assert list(rollout.graphs.keys()) == [policy] and len(rollout.graphs[policy]) == 4
     rollout.close()
+
+
+def test_a_policy_cuda_graphs_cannot_hold_runs_uncaptured(monkeypatch):
+    # On CUDA, a failed capture must leave the rollout on the plain step, warned about once.
+    from types import SimpleNamespace
+
+    from rlkit import rollout as module
+    from rlkit.config import load_config
+    from rlkit.envs import make_groups
+    from rlkit.nets import make_policy
+
+    cfg = load_config(["env=cartpole", "num_envs=2"])
+    rollout = Rollout(make_groups(cfg), torch.device("cpu"), 8, seed=0)
+    policy = make_policy(cfg.model, rollout.observation_space, rollout.action_space)
+    tries = []
+
+    def fails(*args):
+        tries.append(args)
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(module, "GraphedAct", fails)
+    rollout.device = SimpleNamespace(type="cuda")  # only the choice to capture reads it
+    obs, gumbel = torch.zeros(2, 4), torch.zeros(2, 2)
+    with pytest.warns(UserWarning, match="could not be captured as a CUDA graph"):
+        assert rollout._graphed(policy, obs, None, gumbel) is None
+    assert rollout._graphed(policy, obs, None, gumbel) is None and len(tries) == 1  # not tried again
+    rollout.close()
