@@ -115,10 +115,10 @@ def table(opts, raw, results) -> str:
     for name, r in results.items():
         sps = r["steps"] / r["seconds"]
         hit = crossing(r["episodes"], thr, win)
-        final = np.mean([x for _, x, _ in r["episodes"][-win:]]) if r["episodes"] else float("nan")
+        final = f"{np.mean([x for _, x, _ in r['episodes'][-win:]]):.1f}" if r["episodes"] else "no episode ended"
         reach = (f"{hit[0]:,} | {hit[1]:.0f}" if hit else "not reached | -") if thr is not None else "- | -"
         lines.append(f"| {name} | {r['steps']:,} | {r['seconds']:.0f} | {sps:,.0f} | {sps / raw:.2f} | {reach} "
-                     f"| {final:.1f} | {r['peak_rss_mib']:.0f} |")
+                     f"| {final} | {r['peak_rss_mib']:.0f} |")
     items = list(results.items())  # with a peer: rlkit, peer, rlkit, peer, ...
     pairs = [(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)] if opts.get("peer", "sb3") != "none" \
         else []

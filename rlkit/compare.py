@@ -112,10 +112,13 @@ def load_run(run_dir: Path) -> dict:
 
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 1, "tensors": 1})
     events.Reload()
-    if "episode/return" not in events.Tags()["scalars"]:
-        raise UsageError(f"{run_dir} logged no episode/return: is it an rlkit run folder?")
-    start = events.FirstEventTimestamp()
-    episodes = [(e.step, e.value, e.wall_time - start) for e in events.Scalars("episode/return")]
+    if "episode/return" in events.Tags()["scalars"]:
+        start = events.FirstEventTimestamp()
+        episodes = [(e.step, e.value, e.wall_time - start) for e in events.Scalars("episode/return")]
+    elif (run_dir / "config.yaml").is_file():  # a run too short for any episode to end (e.g. a Pong bench)
+        episodes = []
+    else:
+        raise UsageError(f"{run_dir} logged no episode/return and has no config.yaml: is it an rlkit run folder?")
     elo = [(e.step, e.value) for e in events.Scalars("elo/latest")] if "elo/latest" in events.Tags()["scalars"] else []
     summary_file = run_dir / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}

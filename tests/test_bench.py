@@ -62,3 +62,26 @@ def test_repeated_runs_report_each_pair_and_the_median_ratio():
     assert "| SB3 PPO #2 | 1,000 | 15 | 67 |" in text
     alone = table({"threshold": None, "window": 100, "peer": "none"}, 400.0, {"a": result(10.0), "b": result(5.0)})
     assert "x**" not in alone  # no peer: no ratios between rlkit's own runs
+
+
+def test_a_run_too_short_for_an_episode_still_gets_its_speed(tmp_path):
+    # 64 Pong envs for 16k steps end no episode: the bench reports speed and says so, not an error.
+    from torch.utils.tensorboard import SummaryWriter
+
+    from rlkit.compare import load_run
+
+    writer = SummaryWriter(str(tmp_path / "run"))
+    writer.add_scalar("loss/value", 1.0, 2048)
+    writer.close()
+    (tmp_path / "run" / "config.yaml").write_text("seed: 1\nalgo: {name: ppo}\nenv: {name: pong}\n")
+    assert load_run(tmp_path / "run")["episodes"] == []
+    writer = SummaryWriter(str(tmp_path / "other"))
+    writer.add_scalar("loss/value", 1.0, 2048)
+    writer.close()
+    with pytest.raises(UsageError, match="logged no episode/return and has no config.yaml"):
+        load_run(tmp_path / "other")
+    run = {"steps": 1000, "seconds": 10.0, "episodes": [], "peak_rss_mib": 300.0}
+    peer = {"steps": 1000, "seconds": 20.0, "episodes": [], "peak_rss_mib": 500.0}
+    text = table({"threshold": None, "window": 100}, 400.0, {"rlkit": run, "peer": peer})
+    assert "| rlkit | 1,000 | 10 | 100 | 0.25 | - | - | no episode ended | 300 |" in text
+    assert "steps/s, rlkit / peer: **2.00x**" in text
