@@ -112,8 +112,7 @@ class SearchSelfPlay:
 
     def state(self) -> dict:
         """The window's positions, oldest first, for a checkpoint (rlkit.checkpoint)."""
-        order = (self.next + np.arange(self.filled)) % self.cfg.replay_size if self.filled == self.cfg.replay_size \
-            else np.arange(self.filled)
+        order = (self.next - self.filled + np.arange(self.filled)) % self.cfg.replay_size  # next == filled until full
         return {"tensors": {k: torch.from_numpy(v[order]) for k, v in self.window.items()}, "meta": {}}
 
     def load_state(self, state: dict) -> None:
