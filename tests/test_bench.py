@@ -70,16 +70,16 @@ def test_a_run_too_short_for_an_episode_still_gets_its_speed(tmp_path):
 
     from rlkit.compare import load_run
 
-    writer = SummaryWriter(str(tmp_path / "run"))
-    writer.add_scalar("loss/value", 1.0, 2048)
-    writer.close()
-    (tmp_path / "run" / "config.yaml").write_text("seed: 1\nalgo: {name: ppo}\nenv: {name: pong}\n")
-    assert load_run(tmp_path / "run")["episodes"] == []
-    writer = SummaryWriter(str(tmp_path / "other"))
-    writer.add_scalar("loss/value", 1.0, 2048)
-    writer.close()
+    def logged_no_episode(name):
+        with SummaryWriter(str(tmp_path / name)) as writer:
+            writer.add_scalar("loss/value", 1.0, 2048)
+        return tmp_path / name
+
+    run_dir = logged_no_episode("run")
+    (run_dir / "config.yaml").write_text("seed: 1\nalgo: {name: ppo}\nenv: {name: pong}\n")
+    assert load_run(run_dir)["episodes"] == []
     with pytest.raises(UsageError, match="logged no episode/return and has no config.yaml"):
-        load_run(tmp_path / "other")
+        load_run(logged_no_episode("other"))
     run = {"steps": 1000, "seconds": 10.0, "episodes": [], "peak_rss_mib": 300.0}
     peer = {"steps": 1000, "seconds": 20.0, "episodes": [], "peak_rss_mib": 500.0}
     text = table({"threshold": None, "window": 100}, 400.0, {"rlkit": run, "peer": peer})
