@@ -11,6 +11,7 @@ Board games: `make_env()` is the PettingZoo game (two seats); in any PettingZoo 
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 from gymnasium import spaces as gym_spaces
 
 from rlkit import checkpoint
-from rlkit.config import UsageError, with_new_defaults
+from rlkit.errors import UsageError
 from rlkit.nets import make_policy
 
 
@@ -47,7 +48,14 @@ class Agent:
         """A single Gymnasium env with the preprocessing this agent was trained on."""
         from rlkit.envs import make_env
 
-        return make_env(self.cfg.env, render_mode=render_mode)
+        env = make_env(self.cfg.env, render_mode=render_mode)
+        if self.cfg.env.family != "board" and self.observation_space is not None and (
+                env.observation_space.shape != self.observation_space.shape or env.action_space.n != self.action_space.n):
+            env.close()
+            raise UsageError(f"{self.path}: the agent takes observations {self.observation_space.shape} and "
+                             f"{self.action_space.n} actions, but its game gives {env.observation_space.shape} and "
+                             f"{env.action_space.n}")
+        return env
 
     @torch.inference_mode()
     def explain(self, observation, action_mask=None) -> tuple[np.ndarray, float]:
@@ -70,17 +78,46 @@ class Agent:
         """Call between episodes. Today's policies keep no state; recurrent ones will."""
 
 
+def pick_device(name: str) -> torch.device:
+    """`auto`, `cpu`, `cuda`, `cuda:N` or `mps`, where this machine has it."""
+    if not (name in ("auto", "cpu", "cuda", "mps") or name.startswith("cuda:") and name[5:].isdigit()):
+        raise UsageError(f"device must be one of: auto, cpu, cuda, cuda:N, mps; got {name!r}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device={name} but CUDA is not available here; choose from: auto, cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("device=mps but MPS is not available here; choose from: auto, cpu")
+    return torch.device(name)
+
+
+def policy_for(weights: dict, model_cfg, observation_space, action_space, board: bool, where) -> torch.nn.Module:
+    """The network a file's config describes, holding the file's weights. Its shapes are compared
+    with the weights' on PyTorch's meta device first (no memory, no arithmetic), so a config
+    that asks for a network larger than the file's own tensors never allocates it."""
+    with torch.device("meta"):
+        shell = make_policy(model_cfg, observation_space, action_space, board=board)
+    want = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in weights.items()}
+    if want != have:
+        diff = sorted(set(want) ^ set(have)) or [k for k in want if want[k] != have[k]]
+        raise UsageError(f"{where}: weights do not fit the network its config describes (first difference: "
+                         f"{diff[0][:80]} {have.get(diff[0], 'missing')} vs {want.get(diff[0], 'not in the network')})")
+    policy = make_policy(model_cfg, observation_space, action_space, board=board)
+    policy.load_state_dict(weights)
+    return policy
+
+
 def load_agent(path, device: str = "cpu") -> Agent:
+    """A run folder (its newest intact checkpoint; damaged newer ones are named on stderr), a
+    checkpoint file or an agent folder. The file is data: see rlkit.checkpoint."""
     path = Path(path)
-    file = checkpoint.latest(path) if path.is_dir() else path
-    ckpt = checkpoint.load(file, device)
-    ckpt["config"], _ = with_new_defaults(ckpt["config"])
+    dev = pick_device(str(device))
+    if path.is_dir():
+        file, ckpt = checkpoint.load_latest(path, note=lambda line: print(f"note: {line}", file=sys.stderr))
+    else:
+        file, ckpt = path, checkpoint.load(path)
     obs_space, act_space = rebuild_spaces(ckpt["spaces"])
     board = ckpt["config"].env.family == "board"
-    policy = make_policy(ckpt["config"].model, obs_space, act_space, board=board).to(device)
-    try:
-        policy.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise UsageError(f"{file}: weights do not fit the network its config describes "
-                         f"({str(e).splitlines()[0][:160]})") from None
-    return Agent(policy.eval(), ckpt["config"], device, file, obs_space, act_space)
+    policy = policy_for(ckpt["model"], ckpt["config"].model, obs_space, act_space, board, file).to(dev)
+    return Agent(policy.eval(), ckpt["config"], dev, file, obs_space, act_space)

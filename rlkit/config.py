@@ -5,12 +5,18 @@ We call Hydra's compose API instead of `@hydra.main`, so runs never change the w
 directory or write Hydra's `outputs/` folders; run folders are ours (see `train.py`)."""
 from __future__ import annotations
 
+import functools
+import json
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from rlkit.envs import check_game
+from rlkit.errors import RunError, UsageError  # noqa: F401  (re-exported: rlkit.config.UsageError)
 
 GROUPS = ("env", "algo", "model", "runner")
 
@@ -25,16 +31,10 @@ def config_dir() -> Path:
     raise UsageError("cannot find configs/config.yaml; run from the rlkit checkout or set RLKIT_CONFIGS")
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
-
-
-class RunError(Exception):
-    """A run that had to stop (e.g. non-finite loss): printed as one line, exit code 1."""
-
-
 def cli(main: Callable[[list[str]], Any]) -> None:
-    """Run a command's `main(argv)`; bad input becomes `error: ...` and exit code 2."""
+    """Run a command's `main(argv)`; bad input becomes `error: ...` and exit code 2, a run that had
+    to stop exit code 1, and a file or folder the system refused (a path given or named by a
+    command, a full disk) one line naming it, exit code 2."""
     try:
         main(sys.argv[1:])
     except UsageError as e:
@@ -43,6 +43,10 @@ def cli(main: Callable[[list[str]], Any]) -> None:
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        sys.exit(2)
 
 
 def options(group: str) -> list[str]:
@@ -104,17 +108,40 @@ def _type_name(value: Any) -> str:
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(type(value), "a list")
 
 
+# Keys whose default is null, and the type a value must have when it is not.
+NULLABLE = {"run_dir": str, "resume": str, "algo.target_kl": float, "env.max_episode_steps": int}
+# Lists: (element type, fewest, most elements, (lowest, highest) element for numbers).
+LISTS = {"env.size": (int, 2, 2, (8, 1024)), "model.channels": (int, 1, 8, (1, 1024)),
+         "env.selfplay.baselines": (str, 0, 16, None)}
+
+
+def _is(value: Any, kind: type) -> bool:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number if kind is float else isinstance(value, int) and not isinstance(value, bool) if kind is int \
+        else isinstance(value, kind)
+
+
 def _check_types(cfg: DictConfig, base: DictConfig, prefix: str = "") -> None:
-    """Every value must have the type of its default (ints pass for floats; null defaults take any)."""
+    """Every value must have the type of its default (ints pass for floats; null defaults take
+    their NULLABLE type or null), lists their LISTS element type and length."""
     for key in base:
         ref, value, path = base[key], cfg[key], f"{prefix}{key}"
         if isinstance(ref, DictConfig):
+            if not isinstance(value, DictConfig):
+                raise UsageError(f"{path} must be a group of keys ({', '.join(map(str, ref.keys()))}), got {value!r}")
             _check_types(value, ref, path + ".")
             continue
         if ref is None:
+            kind = NULLABLE.get(path)
+            if kind is None and value is not None:
+                raise UsageError(f"{path} must be null, got {value!r}")
+            if value is not None and not _is(value, kind):
+                raise UsageError(f"{path} must be {_type_name(kind())} or null, got {value!r}")
+            if kind is float and value is not None:
+                cfg[key] = float(value)
             continue
         ok = (isinstance(value, bool) if isinstance(ref, bool)
-              else isinstance(value, (int, float)) and not isinstance(value, bool) if isinstance(ref, float)
+              else _is(value, float) if isinstance(ref, float)
               else isinstance(value, ListConfig) if isinstance(ref, ListConfig)
               else type(value) is type(ref))
         if not ok:
@@ -122,37 +149,73 @@ def _check_types(cfg: DictConfig, base: DictConfig, prefix: str = "") -> None:
                              f"got {value!r}")
         if isinstance(ref, float):
             cfg[key] = float(value)
+        if isinstance(ref, ListConfig) and path in LISTS:
+            kind, fewest, most, bounds = LISTS[path]
+            if not fewest <= len(value) <= most or not all(_is(v, kind) for v in value) or bounds and not all(
+                    bounds[0] <= v <= bounds[1] for v in value):
+                count = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+                within = f" from {bounds[0]} to {bounds[1]}" if bounds else ""
+                raise UsageError(f"{path} must be a list of {count} {kind.__name__}s{within}, got {list(value)!r}")
 
 
-_POSITIVE = ("total_steps", "num_envs", "algo.lr", "algo.num_steps", "algo.epochs", "algo.minibatches",
-             "algo.sims", "algo.c_puct", "algo.dirichlet_alpha", "algo.replay_size", "algo.batch_size",
-             "algo.replay_ratio",
-             "env.frame_skip", "env.frame_stack", "video_length", "log_every",
-             "runner.workers", "runner.cpus_per_worker", "runner.start_timeout")
-_NON_NEGATIVE = ("checkpoint_every", "keep_checkpoints", "video_every", "env.selfplay.opening_moves")
-_UNIT = ("algo.gamma", "algo.gae_lambda", "env.selfplay.opponent_explore")  # in [0, 1]
-_CHOICES = {"vector": ("sync", "async")}
+# Every number's range, inclusive, as (lowest, highest); a key in OPEN must be above its lowest.
+# Sizes have upper bounds far beyond any agent rlkit trains, so that no value (a typo, or a file
+# made to do harm) can ask for a network or a game that cannot fit in memory.
+BIG = 10**12
+RANGES = {
+    "total_steps": (0, BIG), "num_envs": (0, 4096), "seed": (0, 2**31 - 1), "torch_threads": (0, 1024),
+    "checkpoint_every": (0, BIG), "keep_checkpoints": (0, 10**6), "log_every": (0, BIG), "video_every": (0, BIG),
+    "video_length": (0, 10**7),
+    "env.frame_skip": (0, 64), "env.frame_stack": (0, 64), "env.max_episode_steps": (0, 10**9),
+    "env.reward_scale": (-1e6, 1e6), "env.noop_max": (0, 10**4), "env.size": (8, 1024),
+    "env.repeat_action_probability": (0, 1), "env.board_size": (2, 19), "env.komi": (-1000, 1000),
+    "env.selfplay.snapshot_every": (0, BIG), "env.selfplay.max_snapshots": (0, 1000),
+    "env.selfplay.latest_prob": (0, 1), "env.selfplay.priority_power": (0, 100), "env.selfplay.score_rate": (0, 1),
+    "env.selfplay.eval_games": (0, 10**6), "env.selfplay.eval_opponents": (0, 1000), "env.selfplay.elo_k": (0, 1000),
+    "env.selfplay.opening_moves": (0, 400), "env.selfplay.opponent_explore": (0, 1),
+    "algo.lr": (0, 10), "algo.num_steps": (0, 10**6), "algo.gamma": (0, 1), "algo.gae_lambda": (0, 1),
+    "algo.epochs": (0, 10**4), "algo.minibatches": (0, 10**6), "algo.clip_coef": (0, 10), "algo.ent_coef": (0, 100),
+    "algo.vf_coef": (0, 100), "algo.max_grad_norm": (0, 1e6), "algo.target_kl": (0, 100),
+    "algo.sims": (0, 10**5), "algo.c_puct": (0, 100), "algo.dirichlet_alpha": (0, 100),
+    "algo.temperature_moves": (0, 10**4), "algo.replay_size": (0, 10**8), "algo.batch_size": (0, 10**6),
+    "algo.replay_ratio": (0, 10**4),
+    "model.hidden": (0, 16384), "model.layers": (0, 64), "model.dim": (0, 4096), "model.heads": (0, 64),
+    "model.patch": (0, 256), "model.dropout": (0, 0.99),
+    "runner.workers": (0, 4096), "runner.cpus_per_worker": (0, 1024), "runner.max_restarts": (0, 10**6),
+    "runner.start_timeout": (0, 10**6),
+}
+OPEN = {"total_steps", "num_envs", "log_every", "video_length", "env.frame_skip", "env.frame_stack",
+        "env.max_episode_steps", "env.selfplay.snapshot_every", "env.selfplay.max_snapshots",
+        "env.selfplay.score_rate", "algo.lr", "algo.num_steps", "algo.epochs", "algo.minibatches", "algo.clip_coef",
+        "algo.max_grad_norm", "algo.target_kl", "algo.sims", "algo.c_puct", "algo.dirichlet_alpha",
+        "algo.replay_size", "algo.batch_size", "algo.replay_ratio", "model.hidden", "model.layers", "model.dim",
+        "model.heads", "model.patch", "runner.workers", "runner.cpus_per_worker", "runner.start_timeout"}
+CHOICES = {"vector": ("sync", "async"), "env.backend": ("auto", "envpool", "gymnasium"),
+           "env.game": None}  # env.game: the family's own list (rlkit.envs.check_game)
 
 
 def _check_ranges(cfg: DictConfig) -> None:
-    for key in _POSITIVE:
+    """Every number within RANGES (and finite), every choice from its list, device by its pattern."""
+    for key, (low, high) in RANGES.items():
         value = OmegaConf.select(cfg, key)
-        if value is not None and value <= 0:
-            raise UsageError(f"{key} must be > 0, got {value}")
-    for key in _NON_NEGATIVE:
+        if value is None or isinstance(value, ListConfig):
+            continue
+        if not math.isfinite(value):
+            raise UsageError(f"{key} must be a finite number, got {value}")
+        if key in OPEN and value <= low or value < low:
+            raise UsageError(f"{key} must be {'>' if key in OPEN else '>='} {low:g}, got {value}")
+        if value > high:
+            raise UsageError(f"{key} must be in {'(' if key in OPEN else '['}{low:g}, {high:g}], got {value}")
+    for key, valid in CHOICES.items():
         value = OmegaConf.select(cfg, key)
-        if value is not None and value < 0:
-            raise UsageError(f"{key} must be >= 0, got {value}")
-    for key, valid in _CHOICES.items():
-        if cfg[key] not in valid:
-            raise UsageError(f"{key} must be one of: {', '.join(valid)}; got {cfg[key]!r}")
+        if valid and value is not None and value not in valid:
+            raise UsageError(f"{key} must be one of: {', '.join(valid)}; got {value!r}")
     device = str(cfg.device)
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:") and device[5:].isdigit()):
         raise UsageError(f"device must be one of: auto, cpu, cuda, cuda:N, mps; got {device!r}")
-    for key in _UNIT:
-        value = OmegaConf.select(cfg, key)
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise UsageError(f"{key} must be in [0, 1], got {value}")
+    model = cfg.model
+    if "heads" in model and model.dim % model.heads:
+        raise UsageError(f"model.dim ({model.dim}) must be a multiple of model.heads ({model.heads})")
 
 
 def _apply_tuned(cfg: DictConfig, explicit: set[str]) -> None:
@@ -214,22 +277,89 @@ def _leaves(cfg: DictConfig, prefix: str = ""):
             yield f"{prefix}{key}"
 
 
-def with_new_defaults(stored: DictConfig) -> tuple[DictConfig, list[str]]:
-    """A saved run's config with the keys rlkit gained since then filled in (today's defaults for
-    the same env, algorithm and model, or the old behaviour from LEGACY), type-checked like a new
-    config; every stored value is kept. Also returns the filled keys as `key=value`."""
-    try:
-        current = load_config([f"env={stored.env.name}", f"algo={stored.algo.name}", f"model={stored.model.name}"])
-    except (UsageError, AttributeError):  # a game or algorithm since renamed: the stored config alone
-        return stored, []
-    missing = object()
-    filled = [k for k in _leaves(current) if OmegaConf.select(stored, k, default=missing) is missing]
-    OmegaConf.set_struct(current, False)
+def _groups(cfg: DictConfig, prefix: str = ""):
+    for key, value in cfg.items():
+        if isinstance(value, DictConfig):
+            yield f"{prefix}{key}"
+            yield from _groups(value, f"{prefix}{key}.")
+
+
+MAX_DEPTH, MAX_ITEMS, MAX_TEXT = 4, 2000, 1000  # what any config rlkit writes stays far within
+
+
+def _plain(value: Any, where: str, source: str, depth: int = 0, count: list | None = None) -> None:
+    """A loaded config must be plain data of the shape rlkit writes: nested mappings of string keys,
+    with numbers, strings, booleans, nulls and flat lists of those as values; no string with `${`
+    (an OmegaConf interpolation would run a resolver: read the environment, or fail later)."""
+    count = count if count is not None else [0]
+    count[0] += 1
+    if depth == 0 and not isinstance(value, dict):
+        raise UsageError(f"{source}: its config must be a mapping of keys, got {type(value).__name__}")
+    if count[0] > MAX_ITEMS or depth > MAX_DEPTH:
+        raise UsageError(f"{source}: its config is larger or deeper than any config rlkit writes")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.isidentifier():
+                raise UsageError(f"{source}: its config has the key {str(key)[:40]!r}{where and f' in {where}'}, "
+                                 f"which is not a name")
+            _plain(item, f"{where}.{key}" if where else key, source, depth + 1, count)
+    elif isinstance(value, list):
+        if not all(v is None or isinstance(v, (bool, int, float, str)) for v in value):
+            raise UsageError(f"{source}: its config's {where or 'top level'} must be a flat list of values")
+        for v in value:
+            _plain(v, where, source, depth + 1, count)
+    elif isinstance(value, str):
+        if "${" in value or len(value) > MAX_TEXT:
+            raise UsageError(f"{source}: {where} holds {value[:40]!r}: a loaded config is data, and "
+                             f"interpolations (${{...}}) and texts over {MAX_TEXT} characters are refused")
+    elif not (value is None or isinstance(value, (bool, int, float))):
+        raise UsageError(f"{source}: its config holds {type(value).__name__} at {where}, which is not a value")
+
+
+@functools.lru_cache(maxsize=64)
+def _today(choices: tuple[str, ...]) -> str:
+    """Today's full config for these group choices, as JSON (composing is slow; loads repeat it)."""
+    return json.dumps(OmegaConf.to_container(load_config(list(choices))))
+
+
+def stored_config(raw: Any, source: str) -> tuple[DictConfig, list[str]]:
+    """A config read from a file (a checkpoint, an agent folder, a run folder), validated as data
+    before anything uses it: plain values only (`_plain`), group names from `configs/`, no key
+    that today's config lacks, types and ranges by the command line's rules, and the game only
+    from rlkit's own catalogue (rlkit.envs.check_game: no module, path or program a file names).
+    Keys rlkit gained since the file was written are filled with today's defaults for the same
+    choices, or the old behaviour from LEGACY; every stored value is kept. Returns the config and
+    the filled keys as `key=value`."""
+    _plain(raw, "", source)
+    choices = []
+    for group in GROUPS:
+        name = raw[group].get("name") if isinstance(raw.get(group), dict) else None
+        if group == "runner" and group not in raw:
+            name = "local"  # saved before runners existed: this machine
+        if not isinstance(name, str) or name not in options(group):
+            raise UsageError(f"{source}: its config's {group}.name is {str(name)[:40]!r}; a loaded config must "
+                             f"name one of: {', '.join(options(group))}")
+        choices.append(f"{group}={name}")
+    current = OmegaConf.create(json.loads(_today(tuple(choices))))
+    stored = OmegaConf.create(raw)
+    known = set(_leaves(current)) | {k for k in _groups(current)}
+    unknown = [k for k in _leaves(stored) if k not in known] + [k for k in _groups(stored) if k not in known]
+    if unknown:
+        raise UsageError(f"{source}: its config has the key {unknown[0]!r}, which rlkit does not know "
+                         f"(or not as a {'group' if unknown[0] in set(_groups(stored)) else 'value'})")
+    have = set(_leaves(stored))
+    filled = [k for k in _leaves(current) if k not in have]
+    if current.env.family != stored.env.get("family", current.env.family):
+        raise UsageError(f"{source}: env {stored.env.name} is a {current.env.family} game, not "
+                         f"{str(stored.env.family)[:40]!r}")
     merged = OmegaConf.merge(current, stored)
     for key in filled:
         if key in LEGACY:
             OmegaConf.update(merged, key, LEGACY[key])
     _check_types(merged, current)
+    _check_ranges(merged)
+    check_game(merged.env)
+    OmegaConf.set_struct(merged, True)
     return merged, [f"{k}={OmegaConf.select(merged, k)}" for k in filled]
 
 

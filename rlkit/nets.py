@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlkit.config import UsageError
+from rlkit.errors import UsageError
 
 MASKED_LOGIT = -1e9
 

@@ -15,7 +15,7 @@ import torch
 from torch.distributions import Categorical
 
 from rlkit.algos.common import evaluate
-from rlkit.config import UsageError
+from rlkit.errors import UsageError
 from rlkit.rollout import PER_ENV
 from rlkit.search import LINES, boards, drop, search
 

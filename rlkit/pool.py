@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from rlkit import elo
+from rlkit.errors import UsageError
 from rlkit.opponents import PolicyPlayer, baselines, names
 
 
@@ -30,7 +31,6 @@ class OpponentPool:
         self.builtin = baselines(game, seed=seed)
         unknown = [b for b in cfg.baselines if b not in self.builtin]
         if unknown:
-            from rlkit.config import UsageError
             raise UsageError(f"env.selfplay.baselines: no baseline {unknown[0]!r} for {game}; "
                              f"choose from: {names(self.builtin)}")
         self.members: dict[str, dict] = {b: self._member("baseline", 0.0) for b in cfg.baselines}
@@ -136,11 +136,30 @@ class OpponentPool:
         return {"tensors": tensors, "meta": meta}
 
     def load_state(self, state: dict) -> None:
+        """What `state()` wrote; anything else (a damaged or hand-made file) is a ValueError before
+        the pool changes: members of known kinds with finite numbers, baselines this game has, and
+        each snapshot's weights shaped as this pool's networks."""
         meta = state["meta"]
-        self.members, self.last_snapshot = meta["members"], meta["last_snapshot"]
-        self.rng.bit_generator.state = meta["rng"]
-        self.weights = {n: {} for n in self.snapshots}
+        members = meta.get("members") if isinstance(meta, dict) else None
+        fields = ("elo", "score", "games")
+        if not isinstance(members, dict) or not all(
+                isinstance(m, dict) and m.get("kind") in ("baseline", "snapshot") and all(
+                    isinstance(m.get(k), (int, float)) and np.isfinite(m[k]) for k in fields) for m in members.values()) \
+                or not isinstance(meta.get("last_snapshot", 0), (int, type(None))):
+            raise ValueError("its opponent pool's members are not what rlkit writes")
+        unknown = [n for n, m in members.items() if m["kind"] == "baseline" and n not in self.builtin]
+        if unknown:
+            raise ValueError(f"its opponent pool has a baseline {unknown[0][:40]!r} that this game has not")
+        weights: dict[str, dict] = {n: {} for n, m in members.items() if m["kind"] == "snapshot"}
         for key, value in state["tensors"].items():
-            n, k = key.split("/", 1)
-            self.weights[n][k] = value
-        self.players = {}
+            n, _, k = key.partition("/")
+            if n not in weights:
+                raise ValueError(f"its opponent pool holds weights of {n[:40]!r}, which is not a snapshot")
+            weights[n][k] = value
+        shapes = {k: tuple(v.shape) for k, v in self.make_net().state_dict().items()}
+        if any({k: tuple(v.shape) for k, v in w.items()} != shapes for w in weights.values()):
+            raise ValueError("its opponent pool's snapshots are not shaped as the agent's network")
+        rng = np.random.default_rng()
+        rng.bit_generator.state = meta["rng"]
+        self.members, self.last_snapshot, self.weights = members, meta.get("last_snapshot"), weights
+        self.rng, self.players = rng, {}

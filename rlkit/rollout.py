@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from rlkit.errors import RunError
 from rlkit.nets import log_policy
 
 
@@ -100,8 +101,6 @@ class Rollout:
             envs.close()
 
     def _restart(self, error: Exception) -> None:
-        from rlkit.config import RunError
-
         self.restarts += 1
         if self.remake is None or self.restarts > MAX_ENV_RESTARTS:
             raise RunError(f"envs failed {self.restarts} time(s), last with {type(error).__name__}: "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import signal
 import sys
 import time
@@ -18,9 +19,9 @@ import torch
 from omegaconf import OmegaConf
 
 from rlkit import checkpoint, video
-from rlkit.agent import spaces_of
+from rlkit.agent import pick_device, spaces_of
 from rlkit.algos import ALGOS
-from rlkit.config import RunError, UsageError, cli, load_config, with_new_defaults
+from rlkit.config import RunError, UsageError, cli, load_config
 from rlkit.envs import make_groups
 from rlkit.logger import Logger
 from rlkit.nets import make_policy
@@ -30,16 +31,6 @@ from rlkit.rollout import AsyncCollector, Rollout
 # `runner` and its keys too: a run may move between this machine and a Ray cluster.
 RESUMABLE = ("total_steps", "device", "progress", "checkpoint_every", "keep_checkpoints", "torch_threads",
              "log_every", "video_every", "video_length", "runner", "overlap", "async_rollout")
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"device={name} but CUDA is not available here; choose from: auto, cpu")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("device=mps but MPS is not available here; choose from: auto, cpu")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -58,16 +49,38 @@ def default_run_dir(cfg, algo: str) -> Path:
     return Path(cfg.run_dir) if cfg.run_dir else Path(cfg.runs_root) / name
 
 
-def make_run_dir(cfg) -> Path:
+def make_run_dir(cfg) -> tuple[Path, set[Path] | None]:
+    """The new run's folder, and what it held before (None: it is new), so that a run that fails
+    before its first checkpoint can take away what it made (`discard`)."""
     run_dir = default_run_dir(cfg, cfg.algo.name)
     if (run_dir / "checkpoints").exists():
         raise UsageError(f"run_dir {run_dir} already holds a run; choose another run_dir, "
                          f"or continue it with resume={run_dir}")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"run_dir {run_dir} is a file; choose a folder")
+    before = set(run_dir.iterdir()) if run_dir.is_dir() else None
     try:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"cannot create run folder {run_dir}: {e.strerror}") from None
-    return run_dir
+    return run_dir, before
+
+
+def discard(run_dir: Path, before: set[Path] | None) -> None:
+    """Take away what a run that saved nothing made in its folder (all of it, if the folder is new)."""
+    for path in [run_dir] if before is None else set(run_dir.iterdir()) - before:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def check_writable(run_dir: Path) -> None:
+    """A resumed run writes checkpoints and logs into its folder: find out before any work."""
+    probe = run_dir / "checkpoints" / ".rlkit-write-check"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"cannot write to {run_dir} ({e.strerror}); copy the run folder somewhere writable "
+                         f"and resume it there") from None
 
 
 class StopRequest:
@@ -140,9 +153,9 @@ def check_finite(policy, stats: dict, step: int, run_dir: Path) -> None:
     bad += [f"weight {n}" for n, p in policy.named_parameters() if not torch.isfinite(p).all()][:1]
     if bad:
         try:
-            last = f"the last good checkpoint is {checkpoint.latest(run_dir)}"
+            last = f"the last good checkpoint is {checkpoint.load_latest(run_dir)[0]}"
         except UsageError:
-            last = "no checkpoint was written yet"
+            last = "no intact checkpoint was written yet"
         raise RunError(f"non-finite {bad[0]} at step {step}; training stopped and {last} "
                        f"(try a lower algo.lr or algo.max_grad_norm)")
 
@@ -153,7 +166,7 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
-    step, start_update = (resume_from["counters"]["step"], resume_from["counters"]["update"]) if resume_from \
+    step, start_update = (resume_from["counters"]["step"], resume_from["counters"].get("update", 0)) if resume_from \
         else (0, 0)
     check_async_rollout(cfg)
     # Resumed runs start fresh episodes; seeding by step keeps them off the first run's stream.
@@ -163,26 +176,48 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
         symmetries = augmenter(cfg, collector)
         policy = make_policy(cfg.model, collector.observation_space, collector.action_space,
                              board=cfg.env.family == "board").to(device)
-        run_dir = Path(cfg.resume) if resume_from else make_run_dir(cfg)  # only once every check passed
-    except UsageError:
+        optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.algo.lr, eps=1e-5)
+        if resume_from:
+            restore(resume_from, policy, optimizer, pool, collector, cfg.resume)
+        # Only once every check passed; a new run that fails before its first checkpoint takes it away.
+        run_dir, before = (Path(cfg.resume), None) if resume_from else make_run_dir(cfg)
+    except BaseException:
         collector.close()
         raise
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    try:
+        return _train(cfg, run_dir, collector, policy, optimizer, pool, symmetries, device, step, start_update,
+                      fresh=not resume_from)
+    except BaseException:
+        if not resume_from and not checkpoint.candidates(run_dir):
+            discard(run_dir, before)
+        raise
 
+
+def restore(ckpt: dict, policy, optimizer, pool, collector, run: str) -> None:
+    """A resumed run's weights, optimizer, RNG streams, opponent pool and collector state. What the
+    checkpoint's loader could not check alone (that they fit this run's network and optimizer) is
+    found here: one line, exit 2."""
+    try:
+        policy.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optim"])
+        checkpoint.restore_rng(ckpt["rng"])
+        if pool is not None:
+            pool.load_state(ckpt["pool"] or {"meta": None, "tensors": {}})
+        if ckpt.get("collector") is not None and hasattr(collector, "load_state"):
+            collector.load_state(ckpt["collector"])
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as e:
+        raise UsageError(f"cannot resume {run}: its checkpoint does not fit this run "
+                         f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'no detail'})") from None
+
+
+def _train(cfg, run_dir: Path, collector, policy, optimizer, pool, symmetries, device, step: int, start_update: int,
+           fresh: bool) -> tuple[Path, bool]:
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     if cfg.amp:
         policy.amp_dtype = torch.bfloat16
     model = torch.compile(policy) if cfg.compile else policy
-    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.algo.lr, eps=1e-5)
     algo = ALGOS[cfg.algo.name]
     spaces = spaces_of(collector.observation_space, collector.action_space)
-    if resume_from:
-        policy.load_state_dict(resume_from["model"])
-        optimizer.load_state_dict(resume_from["optim"])
-        checkpoint.restore_rng(resume_from["rng"])
-        if pool is not None:
-            pool.load_state(resume_from["pool"])
-        if resume_from.get("collector") is not None and hasattr(collector, "load_state"):
-            collector.load_state(resume_from["collector"])
     logger = Logger(run_dir, cfg, start_step=step, progress=cfg.progress)
     # REINFORCE without a learned baseline has no value to bootstrap truncations with.
     bootstrap = cfg.algo.name == "ppo" or cfg.algo.get("baseline", False)
@@ -202,7 +237,7 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     # Board games are watched in the terminal (rlkit.play), not as TensorBoard videos.
     evaluation = video.EvalVideo(policy, cfg, device) if cfg.video_every and cfg.env.family != "board" else None
     last_ckpt, last_video, stop = step, step, StopRequest()
-    if pool is not None and not resume_from:
+    if pool is not None and fresh:
         logger.scalars(step, pool.maybe_snapshot(policy, step))  # the first snapshot: the untrained policy
     try:
         for update in range(start_update + 1, num_updates + 1):
@@ -253,12 +288,13 @@ def resume_config(run: str, overrides: list[str]):
     fixed = [k for k in keys if k.split(".")[0] not in RESUMABLE]
     if fixed:
         raise UsageError(f"cannot change {fixed[0]!r} when resuming; allowed: {', '.join(RESUMABLE)}, runner.*")
-    ckpt = checkpoint.load(checkpoint.latest(run))
-    ckpt["config"], filled = with_new_defaults(ckpt["config"])
-    if filled:
-        print(f"{run} was saved before these settings existed; it goes on with: {', '.join(filled)}",
+    checkpoint.latest(run)  # a clear error for a folder that holds no checkpoint
+    check_writable(Path(run))
+    _, ckpt = checkpoint.load_latest(run, note=lambda line: print(f"note: {line}", file=sys.stderr), set_aside=True)
+    if ckpt["filled"]:
+        print(f"{run} was saved before these settings existed; it goes on with: {', '.join(ckpt['filled'])}",
               file=sys.stderr)
-    runner = ckpt["config"].get("runner", {}).get("name", "local")  # runs from before runners were local
+    runner = ckpt["config"].runner.name
     if "runner" not in keys:
         overrides = [f"runner={runner}", *overrides]  # runner.workers=N goes on with the run's runner
     new = load_config(overrides)  # validates names, types and ranges

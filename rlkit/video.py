@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rlkit.config import UsageError
+from rlkit.errors import UsageError
 
 PANEL_WIDTH = 170  # pixels of the overlay panel right of the frame
 

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from rlkit.config import UsageError, load_config, options, with_new_defaults
+from rlkit.config import UsageError, load_config, options, stored_config
 from tests.conftest import run_cli
 
 
@@ -101,7 +101,7 @@ def test_a_saved_config_gains_new_keys_with_the_behaviour_it_was_trained_with():
 
     stored = OmegaConf.to_container(load_config(["env=tictactoe", "algo.lr=0.01"]))
     del stored["env"]["selfplay"]["opening_moves"], stored["overlap"]  # saved before these existed
-    merged, filled = with_new_defaults(OmegaConf.create(stored))
+    merged, filled = stored_config(stored, "saved")
     assert filled == ["env.selfplay.opening_moves=0", "overlap=False"]
     # 0, not tictactoe's 2: the run was trained without random openings (LEGACY); overlap's
     # default is the old behaviour already; stored values, changed or not, are kept.
@@ -109,6 +109,8 @@ def test_a_saved_config_gains_new_keys_with_the_behaviour_it_was_trained_with():
     assert merged.algo.lr == 0.01
     stored["algo"]["lr"] = "fast"
     with pytest.raises(UsageError, match="algo.lr must be"):
-        with_new_defaults(OmegaConf.create(stored))
-    stored["env"]["name"] = "no_such_game"  # since renamed: the stored config as it is
-    assert with_new_defaults(OmegaConf.create(stored)) == (OmegaConf.create(stored), [])
+        stored_config(stored, "saved")
+    stored["algo"]["lr"] = 0.01
+    stored["env"]["name"] = "no_such_game"  # a file names only what rlkit has: no type check is skipped
+    with pytest.raises(UsageError, match="env.name is 'no_such_game'; a loaded config must name one of: atari"):
+        stored_config(stored, "saved")

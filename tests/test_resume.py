@@ -92,7 +92,8 @@ def test_a_run_saved_before_a_config_key_existed_resumes_with_its_default(tmp_pa
     config = json.loads(meta["config"])
     del config["overlap"], config["algo"]["clip_vloss"]  # as if saved by an rlkit without these keys
     config["algo"]["ent_coef"] = 0.123                    # stored values win over today's defaults
-    save_file(tensors, str(path), metadata={**meta, "config": json.dumps(config)})
+    meta = {k: v for k, v in meta.items() if k != "digest"}  # and in the format of then, without a digest
+    save_file(tensors, str(path), metadata={**meta, "format": "rlkit-checkpoint-1", "config": json.dumps(config)})
     main([f"resume={run}", "total_steps=256", "progress=false"])
     assert "was saved before these settings existed; it goes on with: algo.clip_vloss=True, overlap=False" \
         in capsys.readouterr().err

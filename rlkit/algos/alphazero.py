@@ -26,7 +26,7 @@ import torch
 
 from rlkit import search
 from rlkit.algos.common import step
-from rlkit.config import UsageError
+from rlkit.errors import UsageError
 from rlkit.nets import log_policy
 
 

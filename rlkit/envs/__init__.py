@@ -14,13 +14,31 @@ import signal
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
-from rlkit.config import UsageError
+from rlkit.errors import UsageError
 
 
 def _families():
     from rlkit.envs import atari, board, classic, doom
 
     return {"doom": doom.make, "atari": atari.make, "classic": classic.make, "board": board.make_game}
+
+
+def check_game(env_cfg) -> None:
+    """The game a loaded file (checkpoint, agent folder, run folder) asks for comes only from
+    rlkit's own catalogue: a Gymnasium id registered in this process (no `module:` ids), one of
+    ALE's games, a board game of rlkit's table, a Doom scenario by name from vizdoom's and
+    `envs/doom`'s (never a path: a .cfg may name a program for ViZDoom to start)."""
+    from rlkit.envs import atari, board, classic, doom
+
+    if env_cfg.family == "classic":
+        classic.check_id(env_cfg.id)
+    elif env_cfg.family == "atari":
+        atari.check_game(env_cfg.game)
+    elif env_cfg.family == "doom":
+        doom.check_scenario_name(env_cfg.scenario)
+        doom.check_resolution(env_cfg.resolution)
+    elif env_cfg.game not in board.GAMES:
+        raise UsageError(f"unknown board game {env_cfg.game[:40]!r}; choose from: {', '.join(board.GAMES)}")
 
 
 def stats_and_limit(env: gym.Env, max_episode_steps) -> gym.Env:

@@ -3,16 +3,29 @@ with max-pool, episodic life, fire reset, reward clipping, 84x84 gray, 4 stacked
 `episode/return` is recorded below the life and clipping wrappers: the whole game's score."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 
-from rlkit.config import UsageError
+from rlkit.errors import UsageError
 
 
 def games() -> list[str]:
-    import ale_py.roms
+    """ALE's games, from the ROM files ale-py ships (listed without importing ale_py, which must
+    not share a process with EnvPool)."""
+    import importlib.util
 
-    return sorted(ale_py.roms.get_all_rom_ids())
+    spec = importlib.util.find_spec("ale_py")
+    if spec is None or spec.origin is None:
+        raise UsageError("Atari games need ale-py: pip install ale-py")
+    return sorted(p.stem for p in (Path(spec.origin).parent / "roms").glob("*.bin"))
+
+
+def check_game(game: str) -> None:
+    """A game name from a loaded file: one of ALE's ROMs ('Pong', 'pong' or 'space_invaders')."""
+    if game.replace("_", "").lower() not in {g.replace("_", "") for g in games()}:
+        raise UsageError(f"unknown Atari game {game[:60]!r}; choose from: {', '.join(games())}")
 
 
 def _to_id(game: str) -> str:

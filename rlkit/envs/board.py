@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from rlkit.config import UsageError
+from rlkit.errors import UsageError
 
 # game -> (PettingZoo module, keyword arguments taken from the env config)
 GAMES = {

@@ -3,7 +3,17 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from rlkit.config import UsageError
+from rlkit.errors import UsageError
+
+
+def check_id(env_id: str) -> None:
+    """An id from a loaded file: only one registered in this process already (Gymnasium's own, or
+    one the program loading the file registered), never `module:Id`, which would import `module`."""
+    if ":" in env_id or env_id not in gym.registry:
+        own = [k for k, spec in gym.registry.items() if isinstance(spec.entry_point, str)
+               and spec.entry_point.startswith("gymnasium.envs.") and "/" not in k][:12]
+        raise UsageError(f"env.id {env_id[:60]!r} in a loaded file is not a registered Gymnasium id (a file may "
+                         f"not name a module); choose from: {', '.join(own)}, or ids your program registers")
 
 
 def make(cfg, render_mode=None) -> gym.Env:

@@ -3,27 +3,92 @@ frame skip inside the engine). Observations are uint8 [C, H, W] (C = 1 gray or 3
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import cv2
 import gymnasium as gym
 import numpy as np
 
-from rlkit.config import UsageError
+from rlkit.errors import UsageError
 
 ENVS_DIR = Path(__file__).resolve().parents[2] / "envs" / "doom"
 
 
-def scenario_path(scenario: str) -> Path:
-    """A scenario name shipped with vizdoom or with rlkit (`envs/doom/`), or a path to a .cfg."""
+# ViZDoom's .cfg keys (lower case, underscores dropped, as ViZDoom reads them) that start a
+# program or pass arguments to the engine, and those that name files for it to read.
+PROGRAM_KEYS = ("vizdoompath", "gameargs")
+FILE_KEYS = ("doomgamepath", "doomscenariopath", "doomconfigpath")
+NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+def _shipped() -> Path:
     import vizdoom
 
-    shipped = Path(vizdoom.scenarios_path)
+    return Path(vizdoom.scenarios_path)
+
+
+def scenario_names() -> list[str]:
+    return sorted({p.stem for d in (_shipped(), ENVS_DIR) if d.is_dir() for p in d.glob("*.cfg")
+                   if NAME.fullmatch(p.stem)})
+
+
+def check_scenario_name(scenario: str) -> None:
+    """A scenario from a loaded file: a name shipped with vizdoom or in `envs/doom/`, never a path."""
+    if not NAME.fullmatch(scenario) or scenario not in scenario_names():
+        raise UsageError(f"doom scenario {scenario[:60]!r} in a loaded file is not a scenario name (a file may not "
+                         f"name a .cfg by path); choose from: {', '.join(scenario_names())}")
+
+
+def check_resolution(resolution: str) -> None:
+    import vizdoom as vzd
+
+    valid = [r for r in dir(vzd.ScreenResolution) if r.startswith("RES_")]
+    if resolution not in valid:
+        raise UsageError(f"unknown doom resolution {resolution[:40]!r}; choose from: {', '.join(valid)}")
+
+
+def check_cfg(path: Path) -> None:
+    """A .cfg that is not vizdoom's own may not start a program (`vizdoom_path`), pass arguments to
+    the engine (`game_args`), or name a file outside its own folder (absolute, `../` or a symlink
+    out, for the WAD, IWAD and engine config it may name)."""
+    real = path.resolve()
+    folder = real.parent
+    try:
+        text = real.read_text(errors="replace") if real.stat().st_size <= 1 << 20 else None
+    except OSError as e:
+        raise UsageError(f"cannot read doom scenario {path}: {e.strerror}") from None
+    if text is None:
+        raise UsageError(f"doom scenario {path} is larger than any scenario file (1 MiB)")
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        raw_key, _, value = line.partition("=")
+        key = re.sub(r"[^a-z0-9]", "", raw_key.lower())
+        value = value.strip()
+        if key in PROGRAM_KEYS:
+            raise UsageError(f"doom scenario {path} line {number} sets {raw_key.strip().rstrip('+').strip()!r}, "
+                             f"which makes ViZDoom start a program or pass engine arguments; refused")
+        if key in FILE_KEYS and value:
+            target = (folder / value).resolve()
+            if Path(value).is_absolute() or ".." in Path(value).parts or folder not in target.parents:
+                raise UsageError(f"doom scenario {path} line {number} names {value[:60]!r}, outside its own folder; "
+                                 f"a scenario's files must sit beside its .cfg")
+
+
+def scenario_path(scenario: str) -> Path:
+    """A scenario name shipped with vizdoom or with rlkit (`envs/doom/`), or a path to a .cfg
+    (given on the command line; checked by `check_cfg` unless it is vizdoom's own)."""
+    shipped = _shipped()
     for candidate in (Path(scenario), ENVS_DIR / f"{scenario}.cfg", shipped / f"{scenario}.cfg"):
         if candidate.suffix == ".cfg" and candidate.is_file():
-            return candidate
-    names = sorted({p.stem for d in (shipped, ENVS_DIR) if d.is_dir() for p in d.glob("*.cfg")})
-    raise UsageError(f"unknown doom scenario {scenario!r}; choose from: {', '.join(names)}, or a path to a .cfg")
+            real = candidate.resolve()  # ViZDoom reads the names in a .cfg relative to where it lies
+            if real.parent != shipped.resolve():
+                check_cfg(real)
+            return real
+    raise UsageError(f"unknown doom scenario {scenario[:60]!r}; choose from: {', '.join(scenario_names())}, "
+                     f"or a path to a .cfg")
 
 
 class DoomEnv(gym.Env):
@@ -37,12 +102,9 @@ class DoomEnv(gym.Env):
         import vizdoom as vzd
 
         self.game = vzd.DoomGame()
+        check_resolution(resolution)
         self.game.load_config(str(scenario_path(scenario)))
-        try:
-            self.game.set_screen_resolution(getattr(vzd.ScreenResolution, resolution))
-        except AttributeError:
-            valid = [r for r in dir(vzd.ScreenResolution) if r.startswith("RES_")]
-            raise UsageError(f"unknown doom resolution {resolution!r}; choose from: {', '.join(valid)}") from None
+        self.game.set_screen_resolution(getattr(vzd.ScreenResolution, resolution))
         self.grayscale = grayscale
         self.game.set_screen_format(vzd.ScreenFormat.GRAY8 if grayscale else vzd.ScreenFormat.RGB24)
         self.game.set_window_visible(render_mode == "human")
