@@ -20,12 +20,13 @@ import itertools
 import numpy as np
 
 from rlkit import elo
-from rlkit.config import UsageError, board_env, cli, command_args
+from rlkit.config import SEED, UsageError, board_env, cli, command_args
 from rlkit.envs.selfplay import play_match
-from rlkit.opponents import against_minimax, load_player
+from rlkit.opponents import MAX_DEPTH, against_minimax, load_player
 
 DEFAULTS = {"env": "", "agents": [], "games": 100, "depth": 4, "greedy": True, "seed": 0, "search": 0,
             "symmetric": False, "mcts": 0, "openings": 0}
+RANGES = {"depth": (1, MAX_DEPTH), "seed": SEED}
 
 
 def tournament(env_cfg, players: list, games: int, seed: int = 0, openings: int = 0):
@@ -84,7 +85,7 @@ def exhaustive(names, players, specs) -> str:
 
 
 def main(argv: list[str]) -> str:
-    args, env_overrides = command_args(argv, DEFAULTS)
+    args, env_overrides = command_args(argv, DEFAULTS, RANGES)
     specs = [str(s).strip() for s in args["agents"] if str(s).strip()]
     if not args["env"] or len(specs) < 2:
         raise UsageError("give env=GAME and at least two agents, e.g. "

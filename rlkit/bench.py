@@ -40,9 +40,8 @@ def split_args(argv):
     """Bench options (threshold=, window=, peer=, append=, raw_steps=) vs training overrides."""
     # `scaling=1,2,4` is a list (Hydra would read bare commas as a sweep).
     argv = [f"scaling=[{a[8:]}]" if a.startswith("scaling=") and not a.startswith("scaling=[") else a for a in argv]
-    opts, rest = command_options(argv, BENCH_KEYS, {"peer": ("sb3", "none")}, passthrough=True)
-    if not (opts["threshold"] is None or isinstance(opts["threshold"], (int, float))):
-        raise UsageError(f"threshold must be a number, got {opts['threshold']!r}")
+    opts, rest = command_options(argv, BENCH_KEYS, {"peer": ("sb3", "none")}, passthrough=True, ranges={
+        "threshold": (-1e15, 1e15), "window": (1, 10**6), "raw_steps": (1, 10**9), "iters": (1, 10**4)})
     if opts["scaling"] is not None:
         counts = opts["scaling"] if isinstance(opts["scaling"], list) else [opts["scaling"]]
         if not counts or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts):

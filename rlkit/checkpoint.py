@@ -215,7 +215,8 @@ def latest(run_dir) -> Path:
 def load_latest(run_dir, device="cpu", note=None, set_aside: bool = False) -> tuple[Path, dict]:
     """The newest checkpoint of a run folder that loads intact. Each newer one that does not is
     named in one line to `note` (e.g. print to stderr), and with `set_aside` (a resumed run, which
-    will write new checkpoints) renamed to NAME.damaged, kept but out of the run's way."""
+    will write new checkpoints) renamed to NAME.damaged, kept but out of the run's way. None
+    loads: one UsageError naming why each was refused, and nothing renamed."""
     found, skipped = candidates(run_dir), []
     if not found:
         raise UsageError(f"{run_dir} holds no checkpoint (looked in {Path(run_dir) / 'checkpoints'})")
@@ -223,18 +224,20 @@ def load_latest(run_dir, device="cpu", note=None, set_aside: bool = False) -> tu
         try:
             ckpt = load(path, device)
         except UsageError as e:
-            skipped.append(str(e))
-            if set_aside:
+            skipped.append((path, str(e)))
+            continue
+        if skipped and set_aside:
+            for bad, _ in skipped:
                 try:
-                    path.rename(path.with_name(path.name + ".damaged"))
+                    bad.rename(bad.with_name(bad.name + ".damaged"))
                 except OSError:
                     pass
-            continue
         if skipped and note:
             aside = " (renamed to *.damaged)" if set_aside else ""
-            note(f"skipped {len(skipped)} damaged checkpoint(s){aside}, using {path.name}: " + "; ".join(skipped))
+            note(f"skipped {len(skipped)} damaged checkpoint(s){aside}, using {path.name}: "
+                 + "; ".join(why for _, why in skipped))
         return path, ckpt
-    raise UsageError(f"no intact checkpoint in {run_dir}: " + "; ".join(skipped))
+    raise UsageError(f"no intact checkpoint in {run_dir}: " + "; ".join(why for _, why in skipped))
 
 
 def export(src, dst) -> Path:

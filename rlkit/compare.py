@@ -24,15 +24,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from rlkit import stats
 from rlkit.algos import ALGOS
-from rlkit.config import RunError, UsageError, cli, command_options, load_config
+from rlkit.config import SEED, RunError, UsageError, cli, command_options, load_config, stored_config
 from rlkit.peers import PEERS
 
 OPTIONS = {"algos": ["ppo", "reinforce"], "seeds": None, "runs": [], "out": None, "threshold": None, "window": 100,
            "smooth": 20, "progress": True}
+RANGES = {"threshold": (-1e15, 1e15), "window": (1, 10**6), "smooth": (1, 10**6)}
 COLUMNS = ("algo", "runs", "final_return", "final_ci_low", "final_ci_high", "iqm", "reached", "steps_to_threshold",
            "steps_per_s", "wall_s", "peak_rss_mib")
 
@@ -47,8 +47,10 @@ def plan(opts, overrides) -> tuple[Path, list[tuple[str, int]]]:
         raise UsageError("compare sets algo, seed and run_dir itself: use algos=[...] and seeds=N or seeds=[...]")
     seeds = 3 if opts["seeds"] is None else opts["seeds"]
     seeds = list(range(1, seeds + 1)) if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise UsageError(f"seeds must be a count (seeds=5) or a list (seeds=[1,7]), got {opts['seeds']!r}")
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and SEED[0] <= s <= SEED[1] for s in seeds):
+        raise UsageError(f"seeds must be a count (seeds=5) or a list (seeds=[1,7]) of seeds from 0 to {SEED[1]}, "
+                         f"got {opts['seeds']!r}")
     for algo in opts["algos"]:  # every setting checked before the first run starts
         cfg = load_config([*overrides, f"algo={algo if algo in ALGOS else 'ppo'}"])
     from rlkit.train import run_label
@@ -122,10 +124,30 @@ def load_run(run_dir: Path) -> dict:
     elo = [(e.step, e.value) for e in events.Scalars("elo/latest")] if "elo/latest" in events.Tags()["scalars"] else []
     summary_file = run_dir / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-    config = OmegaConf.load(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
+    config, peer = run_config(run_dir)
     return {"dir": run_dir, "episodes": episodes, "elo": elo, "summary": summary,
-            "algo": config.get("peer") or OmegaConf.select(config, "algo.name") or run_dir.name,
-            "seed": config.get("seed"), "env": OmegaConf.select(config, "env.name") or "?"}
+            "algo": peer or (config.algo.name if config else run_dir.name),
+            "seed": config.seed if config else None, "env": config.env.name if config else "?"}
+
+
+def run_config(run_dir: Path):
+    """A run folder's config.yaml read as data (plain YAML, validated by rlkit.config.stored_config:
+    no interpolation is ever resolved), and the peer that wrote it, if one did; (None, None) without one."""
+    import yaml
+
+    file = run_dir / "config.yaml"
+    if not file.is_file():
+        return None, None
+    if file.stat().st_size > 1 << 20:
+        raise UsageError(f"{file} is larger than any config rlkit writes")
+    try:
+        raw = yaml.safe_load(file.read_text(errors="replace"))
+    except yaml.YAMLError as e:
+        raise UsageError(f"{file} is not valid YAML ({str(e).splitlines()[0][:120]})") from None
+    peer = raw.pop("peer", None) if isinstance(raw, dict) else None
+    if peer is not None and peer not in PEERS:
+        raise UsageError(f"{file}: peer {str(peer)[:40]!r} is not one of: {', '.join(PEERS)}")
+    return stored_config(raw, str(file))[0], peer
 
 
 def tabulate(groups: dict[str, list[dict]], threshold, window: int) -> list[dict]:
@@ -245,7 +267,9 @@ def report(out: Path, groups: dict[str, list[dict]], opts) -> str:
 
 
 def main(argv: list[str]) -> Path:
-    opts, overrides = command_options(argv, OPTIONS, passthrough=True)
+    opts, overrides = command_options(argv, OPTIONS, passthrough=True, ranges=RANGES)
+    if opts["out"] is not None and Path(str(opts["out"])).exists() and not Path(str(opts["out"])).is_dir():
+        raise UsageError(f"out={opts['out']} is a file; give a folder for the runs and results")
     failed = []
     if opts["runs"]:
         if overrides:

@@ -9,6 +9,7 @@ import functools
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -285,6 +286,7 @@ def _groups(cfg: DictConfig, prefix: str = ""):
 
 
 MAX_DEPTH, MAX_ITEMS, MAX_TEXT = 4, 2000, 1000  # what any config rlkit writes stays far within
+KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 def _plain(value: Any, where: str, source: str, depth: int = 0, count: list | None = None) -> None:
@@ -299,7 +301,7 @@ def _plain(value: Any, where: str, source: str, depth: int = 0, count: list | No
         raise UsageError(f"{source}: its config is larger or deeper than any config rlkit writes")
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str) or not key.isidentifier():
+            if not isinstance(key, str) or not KEY.fullmatch(key):
                 raise UsageError(f"{source}: its config has the key {str(key)[:40]!r}{where and f' in {where}'}, "
                                  f"which is not a name")
             _plain(item, f"{where}.{key}" if where else key, source, depth + 1, count)
@@ -337,8 +339,9 @@ def stored_config(raw: Any, source: str) -> tuple[DictConfig, list[str]]:
         if group == "runner" and group not in raw:
             name = "local"  # saved before runners existed: this machine
         if not isinstance(name, str) or name not in options(group):
-            raise UsageError(f"{source}: its config's {group}.name is {str(name)[:40]!r}; a loaded config must "
-                             f"name one of: {', '.join(options(group))}")
+            said = f"has no {group}.name" if name is None else f"names {group} {str(name)[:40]!r}"
+            raise UsageError(f"{source}: its config {said}; a loaded config must name one of: "
+                             f"{', '.join(options(group))}")
         choices.append(f"{group}={name}")
     current = OmegaConf.create(json.loads(_today(tuple(choices))))
     stored = OmegaConf.create(raw)
@@ -363,11 +366,15 @@ def stored_config(raw: Any, source: str) -> tuple[DictConfig, list[str]]:
     return merged, [f"{k}={OmegaConf.select(merged, k)}" for k in filled]
 
 
+SEED = (0, 2**31 - 1)
+
+
 def command_options(argv: list[str], defaults: dict[str, Any], choices: dict[str, tuple] | None = None,
-                    passthrough: bool = False) -> tuple[dict[str, Any], list[str]]:
+                    passthrough: bool = False, ranges: dict[str, tuple] | None = None) -> tuple[dict[str, Any], list[str]]:
     """A command's own `key=value` options (watch, compare, bench), typed by their defaults:
-    bool, int, float, str, list, or None (any value). With `passthrough`, other arguments are
-    returned as training overrides for `load_config`; without, they are an error."""
+    bool, int, float, str, list, or None (any value; a number or null if the key has a range).
+    `ranges`: {key: (lowest, highest)}, inclusive, for numbers. With `passthrough`, other
+    arguments are returned as training overrides for `load_config`; without, they are an error."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
@@ -388,6 +395,10 @@ def command_options(argv: list[str], defaults: dict[str, Any], choices: dict[str
         opts[key] = _typed(key, value, defaults[key])
         if key in choices and opts[key] not in choices[key]:
             raise UsageError(f"{key} must be one of: {', '.join(map(str, choices[key]))}; got {value!r}")
+        if key in (ranges or {}) and opts[key] is not None:
+            low, high = ranges[key]
+            if not _is(opts[key], float) or not math.isfinite(opts[key]) or not low <= opts[key] <= high:
+                raise UsageError(f"{key} must be a number from {low:g} to {high:g}, got {value!r}")
     return opts, rest
 
 
@@ -406,10 +417,11 @@ def _typed(key: str, value: Any, ref: Any) -> Any:
     raise UsageError(f"{key} must be {_type_name(ref)}, got {value!r}")
 
 
-def command_args(argv: list[str], defaults: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def command_args(argv: list[str], defaults: dict[str, Any],
+                 ranges: dict[str, tuple] | None = None) -> tuple[dict[str, Any], list[str]]:
     """`key=value` arguments of a board-game command (play, arena), typed by `command_options`;
     `env.*` overrides are passed through for `load_config`. Returns (values, env overrides)."""
-    values, rest = command_options(argv, defaults, passthrough=True)
+    values, rest = command_options(argv, defaults, passthrough=True, ranges=ranges)
     bad = [a for a in rest if not a.startswith("env.")]
     if bad:
         raise UsageError(f"unknown key {bad[0].partition('=')[0]!r}; valid keys: {', '.join(defaults)}, env.*")

@@ -14,12 +14,13 @@ import sys
 
 import numpy as np
 
-from rlkit.config import UsageError, board_env, cli, command_args
+from rlkit.config import SEED, UsageError, board_env, cli, command_args
 from rlkit.envs.board import Game, move_name, parse_move
-from rlkit.opponents import load_player
+from rlkit.opponents import MAX_DEPTH, load_player
 
 DEFAULTS = {"env": "", "agent": "", "seat": "first", "greedy": True, "depth": 4, "seed": 0, "search": 0,
             "symmetric": False, "mcts": 0}
+RANGES = {"depth": (1, MAX_DEPTH), "seed": SEED}
 
 
 def play(game: Game, player, human: int, read=input, write=print) -> float | None:
@@ -55,7 +56,7 @@ def play(game: Game, player, human: int, read=input, write=print) -> float | Non
 
 
 def main(argv: list[str]) -> None:
-    args, env_overrides = command_args(argv, DEFAULTS)
+    args, env_overrides = command_args(argv, DEFAULTS, RANGES)
     if not args["env"] or not args["agent"]:
         raise UsageError("give env=GAME and agent=RUN_FOLDER|CHECKPOINT|BASELINE, e.g. "
                          "python -m rlkit.play env=tictactoe agent=minimax")

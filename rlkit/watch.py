@@ -22,13 +22,14 @@ import torch
 
 from rlkit import video
 from rlkit.agent import load_agent
-from rlkit.config import UsageError, cli, command_options
+from rlkit.config import SEED, UsageError, cli, command_options
 from rlkit.stats import bootstrap_ci
 
 OPTIONS = {"agent": "", "episodes": 3, "record": None, "deterministic": False, "overlay": False, "seed": 0,
            "fps": None, "max_steps": 100_000, "window": "auto", "device": "cpu",
            "opponent": "self"}
 CHOICES = {"window": ("auto", "true", "false")}
+RANGES = {"episodes": (1, 10**6), "seed": SEED, "fps": (0.1, 1000), "max_steps": (1, 10**9)}
 AGENTS_DIR = Path(__file__).resolve().parents[1] / "agents"
 
 
@@ -93,9 +94,7 @@ def watch_board(agent, opts) -> list[float]:
 
 
 def main(argv: list[str]):
-    opts, _ = command_options(argv, OPTIONS, CHOICES)
-    if opts["episodes"] < 1:
-        raise UsageError(f"episodes must be >= 1, got {opts['episodes']}")
+    opts, _ = command_options(argv, OPTIONS, CHOICES, ranges=RANGES)
     agent = load_agent(resolve(opts["agent"]), opts["device"])
     if agent.cfg.env.family == "board":
         return watch_board(agent, opts)
@@ -104,8 +103,8 @@ def main(argv: list[str]):
                             and video.has_display())
     record = None if live or scoring else \
         Path(opts["record"] or f"videos/{_label(agent)}__{time.strftime('%Y%m%d-%H%M%S')}.mp4")
-    if record is not None and record.suffix.lower() not in (".mp4", ".gif"):
-        raise UsageError(f"record={record}: the file must end in .mp4 or .gif, or record=none for no video")
+    if record is not None:
+        check_output(record)
     if not live:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # games that draw with pygame need no screen
     env = agent.make_env(render_mode="rgb_array")
@@ -131,6 +130,23 @@ def main(argv: list[str]):
         path = video.write(record, video.upscale(frames), fps)
         print(f"video: {path} ({len(frames)} frames at {fps:g} fps)")
     return returns
+
+
+def check_output(record: Path) -> None:
+    """The video file can be written: found out before any episode is played, not after."""
+    if record.suffix.lower() not in (".mp4", ".gif"):
+        raise UsageError(f"record={record}: the file must end in .mp4 or .gif, or record=none for no video")
+    if record.is_dir():
+        raise UsageError(f"record={record} is a folder; give a file name ending in .mp4 or .gif")
+    existed = record.exists()
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        with open(record, "ab"):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot write the video to {record}: {e.strerror}") from None
+    if not existed:
+        record.unlink()
 
 
 def summary(returns) -> str:

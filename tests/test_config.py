@@ -112,5 +112,5 @@ def test_a_saved_config_gains_new_keys_with_the_behaviour_it_was_trained_with():
         stored_config(stored, "saved")
     stored["algo"]["lr"] = 0.01
     stored["env"]["name"] = "no_such_game"  # a file names only what rlkit has: no type check is skipped
-    with pytest.raises(UsageError, match="env.name is 'no_such_game'; a loaded config must name one of: atari"):
+    with pytest.raises(UsageError, match="names env 'no_such_game'; a loaded config must name one of: atari"):
         stored_config(stored, "saved")

@@ -328,7 +328,8 @@ def test_pool_state_round_trips_through_a_checkpoint(tmp_path):
     pool.record("step_0", 1.0)
     cfg = load_config(["env=tictactoe", "model=mlp"])
     opt = torch.optim.Adam(net.parameters())
-    path = checkpoint.save(tmp_path / "c.safetensors", net, opt, cfg, {}, {"step": 0, "update": 0}, pool.state())
+    spaces = {"obs_shape": [3, 3, 2], "obs_dtype": "int8", "num_actions": 9}  # tic-tac-toe's, as train saves them
+    path = checkpoint.save(tmp_path / "c.safetensors", net, opt, cfg, spaces, {"step": 0, "update": 0}, pool.state())
     loaded = checkpoint.load(path)
     other, _ = make_pool()
     other.load_state(loaded["pool"])

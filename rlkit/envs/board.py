@@ -120,8 +120,10 @@ def parse_move(game: str, text: str, size: int) -> int | None:
     """A move typed by a person: a number (tictactoe 0-8, connect_four column 0-6), or for Go a
     point like D4 or `pass`. None when it cannot be read."""
     text = text.strip().lower()
+    if not text.isascii():  # '²' is a digit to str.isdigit, but no number to int()
+        return None
     if game != "go":
-        return int(text) if text.isdigit() else None
+        return int(text) if text.isdigit() and len(text) <= 3 else None
     if text == "pass":
         return size * size
     letters = "abcdefghjklmnopqrst"[:size]
