@@ -195,6 +195,10 @@ CHOICES = {"vector": ("sync", "async"), "env.backend": ("auto", "envpool", "gymn
            "env.game": None}  # env.game: the family's own list (rlkit.envs.check_game)
 
 
+def _num(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
 def _check_ranges(cfg: DictConfig) -> None:
     """Every number within RANGES (and finite), every choice from its list, device by its pattern."""
     for key, (low, high) in RANGES.items():
@@ -204,9 +208,9 @@ def _check_ranges(cfg: DictConfig) -> None:
         if not math.isfinite(value):
             raise UsageError(f"{key} must be a finite number, got {value}")
         if key in OPEN and value <= low or value < low:
-            raise UsageError(f"{key} must be {'>' if key in OPEN else '>='} {low:g}, got {value}")
+            raise UsageError(f"{key} must be {'>' if key in OPEN else '>='} {_num(low)}, got {value}")
         if value > high:
-            raise UsageError(f"{key} must be in {'(' if key in OPEN else '['}{low:g}, {high:g}], got {value}")
+            raise UsageError(f"{key} must be in {'(' if key in OPEN else '['}{_num(low)}, {_num(high)}], got {value}")
     for key, valid in CHOICES.items():
         value = OmegaConf.select(cfg, key)
         if valid and value is not None and value not in valid:
@@ -398,7 +402,7 @@ def command_options(argv: list[str], defaults: dict[str, Any], choices: dict[str
         if key in (ranges or {}) and opts[key] is not None:
             low, high = ranges[key]
             if not _is(opts[key], float) or not math.isfinite(opts[key]) or not low <= opts[key] <= high:
-                raise UsageError(f"{key} must be a number from {low:g} to {high:g}, got {value!r}")
+                raise UsageError(f"{key} must be a number from {_num(low)} to {_num(high)}, got {value!r}")
     return opts, rest
 
 
