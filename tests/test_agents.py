@@ -19,9 +19,15 @@ WATCH = {"doom-basic": ["episodes=10", "record=none"], "connect-four": ["episode
 
 
 def test_every_shipped_agent_has_a_card_and_a_floor():
+    from safetensors import safe_open
+
+    from rlkit import checkpoint
+
     assert shipped_agents() == sorted(FLOOR)
     for name in shipped_agents():
         assert (AGENTS_DIR / name / "README.md").is_file()
+        with safe_open(str(AGENTS_DIR / name / "agent.safetensors"), "pt") as f:  # damage to any byte is found
+            assert f.metadata()["format"] == checkpoint.FORMAT and len(f.metadata()["digest"]) == 64
 
 
 @pytest.mark.parametrize("name", sorted(FLOOR))
