@@ -153,10 +153,10 @@ def ray_scaling(cfg, counts, iters):
             collector = RayCollector(OmegaConf.merge(cfg, {"runner": {"workers": n}}), torch.device("cpu"), cfg.seed)
             policy = make_policy(cfg.model, collector.observation_space, collector.action_space)
             try:
-                collector.collect(policy, cfg.algo.gamma)  # starts the workers: not timed
+                collector.collect(policy)  # starts the workers: not timed
                 start = time.perf_counter()
                 for _ in range(iters):
-                    collector.collect(policy, cfg.algo.gamma)
+                    collector.collect(policy)
                 rates[n] = iters * cfg.algo.num_steps * collector.num_envs / (time.perf_counter() - start)
             finally:
                 collector.close()

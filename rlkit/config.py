@@ -271,6 +271,9 @@ def load_config(overrides: list[str]) -> DictConfig:
 
 # Keys added after runs were first saved, whose default is not what a run without them did: a run
 # saved before the key existed goes on (resume, watch, play, arena) as it was trained.
+# Keys rlkit no longer has (where today's config for the same choices lacks them), dropped from
+# a saved config: `algo.gamma` of algo=alphazero, whose target is the game's result.
+RETIRED = ("algo.gamma",)
 LEGACY = {"env.selfplay.opening_moves": 0, "env.selfplay.opponent_explore": 0.0, "env.backend": "gymnasium"}
 
 
@@ -349,6 +352,10 @@ def stored_config(raw: Any, source: str) -> tuple[DictConfig, list[str]]:
         choices.append(f"{group}={name}")
     current = OmegaConf.create(json.loads(_today(tuple(choices))))
     stored = OmegaConf.create(raw)
+    for key in RETIRED:  # removed since the file was written, where today's config lacks them
+        group, _, name = key.rpartition(".")
+        if OmegaConf.select(current, key) is None and isinstance(OmegaConf.select(stored, group), DictConfig):
+            OmegaConf.select(stored, group).pop(name, None)
     known = set(_leaves(current)) | {k for k in _groups(current)}
     unknown = [k for k in _leaves(stored) if k not in known] + [k for k in _groups(stored) if k not in known]
     if unknown:

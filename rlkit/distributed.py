@@ -46,7 +46,7 @@ RESEED = 7919  # a replaced worker's envs start from another seed, like a restar
 class Worker:
     """One Ray actor: `num_envs` games in a vector env, a CPU copy of the policy, a `Rollout`."""
 
-    def __init__(self, cfg: dict, seed: int):
+    def __init__(self, cfg: dict, seed: int, bootstrap: bool):
         cfg = OmegaConf.create(cfg)
         torch.set_num_threads(max(1, int(cfg.runner.cpus_per_worker)))
         torch.manual_seed(seed)
@@ -54,15 +54,16 @@ class Worker:
         self.policy = make_policy(cfg.model, envs.single_observation_space, envs.single_action_space)
         if cfg.amp:
             self.policy.amp_dtype = torch.bfloat16
-        self.rollout = Rollout(envs, torch.device("cpu"), cfg.algo.num_steps, seed, remake=lambda: make_vec(cfg))
+        self.rollout = Rollout(envs, torch.device("cpu"), cfg.algo.num_steps, seed, gamma=cfg.algo.gamma,
+                               bootstrap=bootstrap, remake=lambda: make_vec(cfg))
 
     def ready(self) -> int:
         return os.getpid()
 
-    def collect(self, weights: dict, gamma: float, bootstrap: bool):
+    def collect(self, weights: dict):
         """One fragment with the learner's current weights: ([T, num_envs] arrays, episodes, env restarts)."""
         self.policy.load_state_dict(weights)
-        batch, episodes = self.rollout.collect(self.policy, gamma, bootstrap)
+        batch, episodes = self.rollout.collect(self.policy)
         return {k: v.numpy() for k, v in batch.items()}, episodes, self.rollout.restarts
 
     def close(self) -> None:
@@ -82,16 +83,18 @@ def start_ray(runner) -> bool:
 
 
 class RayCollector:
-    """The same face as `Rollout` (`collect`, `num_envs`, `restarts`, `close`, the spaces), over
-    `runner.workers` Ray actors. Ray and the workers start on the first `collect()`."""
+    """A `Collector` (rlkit.algos), as `Rollout` is, over `runner.workers` Ray actors. Ray and the
+    workers start on the first `collect()`."""
 
-    def __init__(self, cfg, device: torch.device, seed: int):
+    pool = None  # self-play does not run on Ray yet
+
+    def __init__(self, cfg, device: torch.device, seed: int, bootstrap: bool = True):
         # Bad env or model settings fail here, in this process, before Ray starts.
         probe = make_env(cfg.env)
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
         probe.close()
         make_policy(cfg.model, self.observation_space, self.action_space)
-        self.cfg, self.device, self.seed = cfg, device, seed
+        self.cfg, self.device, self.seed, self.bootstrap = cfg, device, seed, bootstrap
         self.num_envs = cfg.runner.workers * cfg.num_envs
         self.restarts, self.replaced = 0, 0
         self.workers: list = []
@@ -101,7 +104,7 @@ class RayCollector:
     def _spawn(self, i: int):
         remote = ray.remote(Worker).options(num_cpus=self.cfg.runner.cpus_per_worker, max_restarts=0)
         seed = self.seed + i * self.cfg.num_envs + RESEED * self.replaced
-        return remote.remote(OmegaConf.to_container(self.cfg, resolve=True), seed)
+        return remote.remote(OmegaConf.to_container(self.cfg, resolve=True), seed, self.bootstrap)
 
     def _start(self) -> None:
         self._started_ray = start_ray(self.cfg.runner)
@@ -128,14 +131,14 @@ class RayCollector:
         self.workers[i] = self._spawn(i)
         self._env_restarts[i] = 0
 
-    def collect(self, policy, gamma: float, bootstrap_truncated: bool = True):
+    def collect(self, policy):
         """One on-policy batch: a fragment from every worker, all with `policy`'s current weights."""
         if not self.workers:
             self._start()
         module = getattr(policy, "_orig_mod", policy)  # torch.compile's wrapper holds the module
         weights = ray.put({k: v.detach().cpu() for k, v in module.state_dict().items()})
         self._busy = True
-        pending = {w.collect.remote(weights, gamma, bootstrap_truncated): i for i, w in enumerate(self.workers)}
+        pending = {w.collect.remote(weights): i for i, w in enumerate(self.workers)}
         fragments: list = [None] * len(self.workers)
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
@@ -144,7 +147,7 @@ class RayCollector:
                 fragments[i] = ray.get(ref)
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
                 self._replace(i, e)  # the same weights again: the batch stays on-policy
-                pending[self.workers[i].collect.remote(weights, gamma, bootstrap_truncated)] = i
+                pending[self.workers[i].collect.remote(weights)] = i
             except ray.exceptions.RayTaskError as e:  # an error in the worker's own code: not retried
                 cause = getattr(e, "cause", None) or e
                 what = "" if isinstance(cause, RunError) else f"failed with {type(cause).__name__}: "
@@ -158,6 +161,12 @@ class RayCollector:
         batch = {k: torch.from_numpy(np.concatenate([f[0][k] for f in fragments], axis=0 if k in PER_ENV else 1))
                  .to(self.device) for k in fragments[0][0]}
         return batch, episodes
+
+    def state(self) -> None:
+        """Nothing beyond the weights to checkpoint: a resumed run starts fresh episodes."""
+
+    def load_state(self, state) -> None:
+        pass
 
     def close(self) -> None:
         if not self.workers:

@@ -169,9 +169,17 @@ class Transformer(nn.Module):
 
 def log_policy(logits: torch.Tensor) -> torch.Tensor:
     """Every action's log-probability, in fp32: the one formula behind sampling's stored
-    log-probabilities (rlkit.rollout.act) and the learner's (rlkit.algos.common.evaluate), so PPO's
+    log-probabilities (rlkit.rollout.act) and the learner's (logp_entropy_value), so PPO's
     ratio starts at 1. Masked actions (logit MASKED_LOGIT) get about -1e9, and exp() of that is 0."""
     return logits.float().log_softmax(-1)
+
+
+def logp_entropy_value(policy, obs, actions, masks=None):
+    """Under the current policy: the log-probabilities of `actions`, the entropies and the values
+    (illegal actions masked out, as when the actions were sampled)."""
+    logits, value = policy(obs, masks)
+    logp = log_policy(logits)
+    return logp.gather(-1, actions[:, None].long()).squeeze(-1), -(logp.exp() * logp).sum(-1), value
 
 
 class ActorCritic(nn.Module):

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.distributions import Categorical
 
-from rlkit.algos.common import evaluate
 from rlkit.errors import UsageError
+from rlkit.nets import logp_entropy_value
 from rlkit.rollout import PER_ENV
 from rlkit.search import LINES, boards, drop, search
 
@@ -387,7 +387,7 @@ class BoardSymmetries:
         image = {k: torch.cat(x, dim=0 if k in PER_ENV else 1) for k, x in parts.items()}
         image.update({k: batch[k][..., order] for k in ("rewards", "dones", "values", "logprobs", "last_value")})
         masks = image["masks"].flatten(0, 1) if "masks" in image else None
-        prox, _, _ = evaluate(policy, image["obs"].flatten(0, 1), image["actions"].flatten(), masks)
+        prox, _, _ = logp_entropy_value(policy, image["obs"].flatten(0, 1), image["actions"].flatten(), masks)
         image["prox_logprobs"] = prox.view(T, n)
         own = {**batch, "prox_logprobs": batch.get("prox_logprobs", batch["logprobs"])}
         return {k: torch.cat([own[k], x], dim=0 if k in PER_ENV else 1) for k, x in image.items()}

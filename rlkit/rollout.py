@@ -1,6 +1,6 @@
-"""Rollouts and their targets: `Rollout.collect()` steps the vector env with the policy and
-returns [T, N, ...] tensors on the policy's device; `advantages()` (GAE) and `mc_returns()`
-(Monte-Carlo, for REINFORCE) turn them into learning targets.
+"""On-policy rollouts, the collector of PPO and REINFORCE (see the `Collector` protocol in
+rlkit.algos): `Rollout.collect(policy)` steps the vector env with the policy and returns
+[T, N, ...] tensors on the policy's device; each algorithm turns them into its own targets.
 
 Conventions: `dones[t]` is true when the episode ended with step t (the next observation
 starts a new episode, Gymnasium's SAME_STEP autoreset). A time-limit truncation is not a
@@ -20,8 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from rlkit.errors import RunError
-from rlkit.nets import log_policy
+from rlkit.envs import make_groups
+from rlkit.errors import RunError, UsageError
+from rlkit.nets import log_policy, logp_entropy_value
 
 
 MAX_ENV_RESTARTS = 10
@@ -44,10 +45,14 @@ class Rollout:
     This is the local runner's collector; `rlkit.distributed.RayCollector` has the same face
     (`collect`, `num_envs`, `restarts`, `close`) and runs one of these inside each Ray worker."""
 
-    def __init__(self, envs, device: torch.device, num_steps: int, seed: int, remake=None, generator=None):
+    def __init__(self, envs, device: torch.device, num_steps: int, seed: int, gamma: float = 0.99,
+                 bootstrap: bool = True, remake=None, generator=None):
+        # `gamma`, `bootstrap`: a truncated episode's last reward gets gamma * the value of its final
+        # observation, if `bootstrap` (an algorithm without a value head has none to give).
         # `generator`: the sampling noise's own random stream (else PyTorch's global one, which a
         # checkpoint saves); a collector that runs beside the learner (AsyncCollector) needs one.
         self.device, self.T, self.seed, self.remake, self.generator = device, num_steps, seed, remake, generator
+        self.gamma, self.bootstrap = gamma, bootstrap
         self.cancel = threading.Event()  # set from another thread: collect() stops at the next step
         # On CUDA: policy -> {(group size, amp dtype, training): GraphedAct, or None where one cannot
         # be made}. Weak: a freed policy's graphs go with it, never replayed for a newcomer at its address.
@@ -95,6 +100,12 @@ class Rollout:
     def pool(self):
         """The self-play opponent pool of a board game's env, else None."""
         return getattr(self.groups[0], "pool", None)
+
+    def state(self) -> None:
+        """Nothing beyond the weights to checkpoint: a resumed run starts fresh episodes."""
+
+    def load_state(self, state) -> None:
+        pass
 
     def close(self) -> None:
         for envs in self.groups:
@@ -154,7 +165,7 @@ class Rollout:
                 graphs[key] = None
         return graphs[key]
 
-    def _receive(self, policy, t: int, g: int, gamma: float, bootstrap_truncated: bool) -> list:
+    def _receive(self, policy, t: int, g: int) -> list:
         """Group g's outcome of step t. Returns the episodes that ended with it."""
         c, actions, envs = self.cols[g], self.sent[g], self.groups[g]
         self.sent[g] = None
@@ -172,9 +183,9 @@ class Rollout:
         if "final_info" in info:
             episodes = _finished_episodes(info["final_info"])
             cut = truncated & ~terminated
-            if bootstrap_truncated and cut.any():
+            if self.bootstrap and cut.any():
                 final = self._tensor(np.stack(info["final_obs"][cut]))
-                reward[cut] += gamma * policy(final)[1].cpu().numpy()
+                reward[cut] += self.gamma * policy(final)[1].cpu().numpy()
         self.rewards[t, c], self.dones[t, c] = reward, terminated | truncated
         self.next_obs[c].copy_(torch.as_tensor(np.asarray(obs)), non_blocking=True)
         if self.next_mask is not None:
@@ -182,7 +193,7 @@ class Rollout:
         return episodes
 
     @torch.inference_mode()
-    def collect(self, policy, gamma: float, bootstrap_truncated: bool = True):
+    def collect(self, policy):
         """Step every env `num_steps` times. Returns (batch, finished episodes as (return, length))."""
         episodes, groups = [], range(len(self.groups))
         for t in range(self.T):
@@ -193,10 +204,10 @@ class Rollout:
             gumbel = (-noise.log()).log()
             for g in groups:
                 if t:
-                    episodes += self._receive(policy, t - 1, g, gamma, bootstrap_truncated)
+                    episodes += self._receive(policy, t - 1, g)
                 self._act(policy, t, g, gumbel)
         for g in groups:
-            episodes += self._receive(policy, self.T - 1, g, gamma, bootstrap_truncated)
+            episodes += self._receive(policy, self.T - 1, g)
         last_value = policy(self.next_obs, self.next_mask)[1]
         batch = dict(obs=self.obs, actions=self.actions, logprobs=self.logprobs, values=self.values,
                      last_value=last_value, next_obs=self.next_obs)
@@ -273,22 +284,22 @@ class AsyncCollector:
     def __getattr__(self, name):  # num_envs, restarts, pool, observation_space, action_space
         return getattr(self.__dict__["collector"], name)
 
-    def _start(self, policy, gamma: float, bootstrap_truncated: bool) -> None:
+    def _start(self, policy) -> None:
         with torch.no_grad():  # queued before the thread's work: on a GPU, the same stream orders them
             for mine, theirs in zip(self.behave.state_dict().values(), policy.state_dict().values()):
                 mine.copy_(theirs)
-        self.pending = self.thread.submit(self.collector.collect, self.behave, gamma, bootstrap_truncated)
+        self.pending = self.thread.submit(self.collector.collect, self.behave)
         self.left -= 1
 
-    def collect(self, policy, gamma: float, bootstrap_truncated: bool = True):
+    def collect(self, policy):
         """The rollout in flight (the first: one collected now with `policy`), and, unless it was
         the last of `rollouts`, the next one started with `policy` as it is now, before the learner
         updates it."""
         if self.pending is None:
-            self._start(policy, gamma, bootstrap_truncated)
+            self._start(policy)
         (batch, episodes), self.pending = self.pending.result(), None
         if self.left > 0:
-            self._start(policy, gamma, bootstrap_truncated)
+            self._start(policy)
         self._rate(policy, batch)  # the learner's weights, not yet updated: beside the new rollout
         return batch, episodes
 
@@ -297,13 +308,11 @@ class AsyncCollector:
     def _rate(policy, batch: dict, chunk: int = 4096) -> None:
         """The learner's own view of a batch another policy collected: `prox_logprobs` of the
         actions, and `values` and `last_value` from its value head, for decoupled PPO."""
-        from rlkit.algos.common import evaluate  # here: rlkit.algos imports this module
-
         obs, actions = batch["obs"].flatten(0, 1), batch["actions"].flatten()
         masks = batch["masks"].flatten(0, 1) if "masks" in batch else None
         logps, values = [], []
         for i in range(0, len(actions), chunk):
-            logp, _, value = evaluate(policy, obs[i:i + chunk], actions[i:i + chunk],
+            logp, _, value = logp_entropy_value(policy, obs[i:i + chunk], actions[i:i + chunk],
                                       None if masks is None else masks[i:i + chunk])
             logps.append(logp)
             values.append(value)
@@ -334,30 +343,19 @@ def _finished_episodes(final_info: dict) -> list[tuple[float, int]]:
     return [(float(r), int(n)) for r, n in zip(ep["r"][done], ep["l"][done])]
 
 
-def advantages(rewards, values, dones, last_value, gamma: float, lam: float):
-    """Generalized advantage estimation over [T, N] tensors. Returns (advantages, returns)."""
-    adv = torch.zeros_like(rewards)
-    running = torch.zeros_like(last_value)
-    next_value = last_value
-    for t in reversed(range(rewards.shape[0])):
-        alive = 1.0 - dones[t]
-        delta = rewards[t] + gamma * next_value * alive - values[t]
-        running = delta + gamma * lam * alive * running
-        adv[t] = running
-        next_value = values[t]
-    return adv, adv + values
+def make_rollout(cfg, device: torch.device, seed: int, bootstrap: bool):
+    """The on-policy collector for `cfg.runner`: `local`, one vector env stepped in this process
+    (two halves with `overlap=true`); `ray`, `runner.workers` of them on Ray actors
+    (rlkit/distributed.py). Both hand `collect()`'s [T, N] batches to the same loop."""
+    if cfg.runner.name == "ray":
+        if cfg.env.family == "board":
+            raise UsageError("runner=ray does not run self-play board games yet; use runner=local")
+        from rlkit.distributed import RayCollector  # an optional extra: without Ray, a one-line install hint
 
-
-def mc_returns(rewards, dones, gamma: float):
-    """Discounted Monte-Carlo returns within each episode. Returns (returns, complete): steps of
-    an episode still running at the end of the rollout have an unknown return (complete=0)."""
-    returns = torch.zeros_like(rewards)
-    complete = torch.zeros_like(rewards)
-    running = torch.zeros_like(rewards[0])
-    seen_end = torch.zeros_like(rewards[0])
-    for t in reversed(range(rewards.shape[0])):
-        alive = 1.0 - dones[t]
-        running = rewards[t] + gamma * running * alive
-        seen_end = torch.maximum(seen_end, dones[t])
-        returns[t], complete[t] = running, seen_end
-    return returns, complete
+        return RayCollector(cfg, device, seed, bootstrap)
+    envs = make_groups(cfg)
+    pool = getattr(envs, "pool", None)  # self-play: rebuilt envs keep the same opponent pool
+    # Beside the learner (async_rollout), the sampling noise needs a random stream of its own.
+    generator = torch.Generator(device).manual_seed(seed) if cfg.get("async_rollout", False) else None
+    return Rollout(envs, device, cfg.algo.num_steps, seed, gamma=cfg.algo.gamma, bootstrap=bootstrap,
+                   remake=lambda: make_groups(cfg, pool), generator=generator)

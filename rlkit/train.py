@@ -101,48 +101,26 @@ class StopRequest:
             signal.signal(s, handler)
 
 
-def make_collector(cfg, device: torch.device, seed: int):
-    """The runner. `local`: one vector env stepped in this process. `ray`: `runner.workers` of them
-    on Ray actors (rlkit/distributed.py). Both hand `collect()`'s [T, N] batches to the same loop.
-    `algo=alphazero` collects searched self-play games instead (rlkit/algos/alphazero.py)."""
-    if cfg.algo.name == "alphazero":
-        if cfg.runner.name != "local":
-            raise UsageError(f"algo=alphazero runs on runner=local only, not runner={cfg.runner.name}")
-        from rlkit.algos.alphazero import SearchSelfPlay
-
-        return SearchSelfPlay(cfg, device, seed)
-    if cfg.runner.name == "ray":
-        # Without Ray installed, this import is a one-line install hint (exit 2).
+def check_choices(cfg, algo) -> None:
+    """Options an algorithm must declare that it can run with."""
+    if cfg.get("async_rollout", False):
+        if not algo.ASYNC_ROLLOUT:
+            able = ", ".join(name for name, a in ALGOS.items() if a.ASYNC_ROLLOUT)
+            raise UsageError(f"async_rollout=true needs an algorithm whose update corrects one rollout of lag "
+                             f"({able}); {cfg.algo.name} has no such correction")
         if cfg.env.family == "board":
-            raise UsageError("runner=ray does not run self-play board games yet; use runner=local")
-        from rlkit.distributed import RayCollector
-
-        return RayCollector(cfg, device, seed)
-    envs = make_groups(cfg)
-    pool = getattr(envs, "pool", None)  # self-play: rebuilt envs keep the same opponent pool
-    # Beside the learner (async_rollout), the sampling noise needs a random stream of its own.
-    generator = torch.Generator(device).manual_seed(seed) if cfg.get("async_rollout", False) else None
-    return Rollout(envs, device, cfg.algo.num_steps, seed, remake=lambda: make_groups(cfg, pool), generator=generator)
-
-
-def check_async_rollout(cfg) -> None:
-    if not cfg.get("async_rollout", False):
-        return
-    if cfg.algo.name != "ppo":
-        raise UsageError(f"async_rollout=true needs algo=ppo, whose decoupled update corrects the one rollout of "
-                         f"lag; {cfg.algo.name} has no such correction")
-    if cfg.env.family == "board":
-        raise UsageError("async_rollout=true does not run self-play board games: their opponent pool changes "
-                         "between updates; use async_rollout=false")
+            raise UsageError("async_rollout=true does not run self-play board games: their opponent pool changes "
+                             "between updates; use async_rollout=false")
+    if cfg.env.family == "board" and cfg.env.selfplay.get("augment", False) and not algo.AUGMENT:
+        able = ", ".join(name for name, a in ALGOS.items() if a.AUGMENT)
+        raise UsageError(f"env.selfplay.augment=true needs an algorithm whose update can weight the images as "
+                         f"samples the acting policy did not play ({able}); {cfg.algo.name} cannot")
 
 
 def augmenter(cfg, collector):
     """`env.selfplay.augment=true`: the board's symmetries, to train on each batch's image too."""
     if cfg.env.family != "board" or not cfg.env.selfplay.get("augment", False):
         return None
-    if cfg.algo.name != "ppo":
-        raise UsageError(f"env.selfplay.augment=true needs algo=ppo, whose decoupled update weights the images "
-                         f"as samples the acting policy did not play; {cfg.algo.name} cannot")
     from rlkit.opponents import BoardSymmetries
 
     return BoardSymmetries(cfg.env.game, collector.observation_space.shape, int(collector.action_space.n))
@@ -168,10 +146,11 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     seed_everything(cfg.seed)
     step, start_update = (resume_from["counters"]["step"], resume_from["counters"].get("update", 0)) if resume_from \
         else (0, 0)
-    check_async_rollout(cfg)
+    algo = ALGOS[cfg.algo.name]
+    check_choices(cfg, algo)
     # Resumed runs start fresh episodes; seeding by step keeps them off the first run's stream.
-    collector = make_collector(cfg, device, cfg.seed + step)
-    pool = getattr(collector, "pool", None)  # self-play: the opponent pool
+    collector = algo.make_collector(cfg, device, cfg.seed + step)
+    pool = collector.pool  # self-play: the opponent pool
     try:
         symmetries = augmenter(cfg, collector)
         policy = make_policy(cfg.model, collector.observation_space, collector.action_space,
@@ -185,8 +164,8 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
         collector.close()
         raise
     try:
-        return _train(cfg, run_dir, collector, policy, optimizer, pool, symmetries, device, step, start_update,
-                      fresh=not resume_from)
+        return _train(cfg, algo, run_dir, collector, policy, optimizer, pool, symmetries, device, step,
+                      start_update, fresh=not resume_from)
     except BaseException:
         if not resume_from and not checkpoint.candidates(run_dir):
             discard(run_dir, before)
@@ -203,31 +182,25 @@ def restore(ckpt: dict, policy, optimizer, pool, collector, run: str) -> None:
         checkpoint.restore_rng(ckpt["rng"])
         if pool is not None:
             pool.load_state(ckpt["pool"] or {"meta": None, "tensors": {}})
-        if ckpt.get("collector") is not None and hasattr(collector, "load_state"):
+        if ckpt.get("collector") is not None:
             collector.load_state(ckpt["collector"])
     except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as e:
         raise UsageError(f"cannot resume {run}: its checkpoint does not fit this run "
                          f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'no detail'})") from None
 
 
-def _train(cfg, run_dir: Path, collector, policy, optimizer, pool, symmetries, device, step: int, start_update: int,
-           fresh: bool) -> tuple[Path, bool]:
+def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetries, device, step: int,
+           start_update: int, fresh: bool) -> tuple[Path, bool]:
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     if cfg.amp:
         policy.amp_dtype = torch.bfloat16
     model = torch.compile(policy) if cfg.compile else policy
-    algo = ALGOS[cfg.algo.name]
     spaces = spaces_of(collector.observation_space, collector.action_space)
     logger = Logger(run_dir, cfg, start_step=step, progress=cfg.progress)
-    # REINFORCE without a learned baseline has no value to bootstrap truncations with.
-    bootstrap = cfg.algo.name == "ppo" or cfg.algo.get("baseline", False)
-
-    own_state = getattr(collector, "state", None)  # a collector with state worth resuming (algo=alphazero)
-
     def save(name: str, update: int) -> None:
         checkpoint.save(run_dir / "checkpoints" / name, policy, optimizer, cfg, spaces,
                         {"step": step, "update": update}, pool.state() if pool is not None else None,
-                        own_state() if own_state else None)
+                        collector.state())
 
     batch_steps = cfg.algo.num_steps * collector.num_envs
     # Counted from the steps left: a resumed run may collect wider or narrower batches (runner.workers).
@@ -245,7 +218,7 @@ def _train(cfg, run_dir: Path, collector, policy, optimizer, pool, symmetries, d
             for group in optimizer.param_groups:
                 group["lr"] = lr
             restarts = collector.restarts
-            batch, episodes = collector.collect(model, cfg.algo.gamma, bootstrap)
+            batch, episodes = collector.collect(model)
             if collector.restarts > restarts:
                 logger.note(f"envs or Ray workers failed and were restarted ({collector.restarts} so far)")
             step += batch_steps

@@ -76,7 +76,11 @@ def test_a_run_too_short_for_an_episode_still_gets_its_speed(tmp_path):
         return tmp_path / name
 
     run_dir = logged_no_episode("run")
-    (run_dir / "config.yaml").write_text("seed: 1\nalgo: {name: ppo}\nenv: {name: pong}\n")
+    from omegaconf import OmegaConf
+
+    from rlkit.config import load_config
+
+    OmegaConf.save(load_config(["env=pong"]), run_dir / "config.yaml")  # as rlkit.train writes it
     assert load_run(run_dir)["episodes"] == []
     with pytest.raises(UsageError, match="logged no episode/return and has no config.yaml"):
         load_run(logged_no_episode("other"))

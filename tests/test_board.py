@@ -105,8 +105,8 @@ def test_rollout_stores_masks_and_policy_never_samples_illegal_moves():
     policy = make_policy(cfg.model, envs.single_observation_space, envs.single_action_space, board=True)
     with torch.no_grad():  # a strong preference for cell 4, which is often taken
         policy.actor.bias[4] = 50.0
-    rollout = Rollout(envs, torch.device("cpu"), 24, seed=0)
-    batch, episodes = rollout.collect(policy, 1.0)  # SelfPlay.step raises on an illegal move
+    rollout = Rollout(envs, torch.device("cpu"), 24, seed=0, gamma=1.0)
+    batch, episodes = rollout.collect(policy)  # SelfPlay.step raises on an illegal move
     assert batch["masks"].shape == (24, 4, 9) and batch["masks"].dtype == torch.bool
     taken = batch["masks"].gather(2, batch["actions"].unsqueeze(-1))
     assert taken.all() and not batch["masks"].all()
@@ -114,7 +114,7 @@ def test_rollout_stores_masks_and_policy_never_samples_illegal_moves():
 
 
 def test_learners_use_the_mask_when_re_evaluating():
-    from rlkit.algos.common import evaluate
+    from rlkit.nets import logp_entropy_value as evaluate
 
     cfg = load_config(["env=tictactoe", "model=mlp"])
     envs = SelfPlay(cfg.env, 2, Fixed(RandomPlayer(0)))
@@ -131,7 +131,7 @@ def test_sampling_and_learning_read_the_same_log_probabilities():
     # PPO's ratio is exp(learner's log-prob - sampler's): for the same weights it must be exactly 1.
     from torch.distributions import Categorical
 
-    from rlkit.algos.common import evaluate
+    from rlkit.nets import logp_entropy_value as evaluate
     from rlkit.rollout import act
 
     torch.manual_seed(0)
@@ -229,16 +229,17 @@ def test_augmented_batch_holds_each_games_image_weighted_exactly_for_a_symmetric
     (boards, moves, masks and next boards mapped; rewards, dones, values copied, so advantages
     equal), and a symmetric policy rates every image's move as the acting policy rated the
     original (a decoupled weight of 1); a plain network does not."""
-    from rlkit.algos.common import evaluate
+    from rlkit.nets import logp_entropy_value as evaluate
     from rlkit.opponents import BoardSymmetries, Symmetric
-    from rlkit.rollout import Rollout, advantages
+    from rlkit.algos.ppo import advantages
+    from rlkit.rollout import Rollout
 
     cfg = load_config([f"env={game}", "model=cnn"])
     envs = SelfPlay(cfg.env, 6, Fixed(RandomPlayer(0)))
     torch.manual_seed(0)
     plain = make_policy(cfg.model, envs.single_observation_space, envs.single_action_space, board=True)
     sym = Symmetric(plain, game, envs.single_observation_space.shape, envs.single_action_space.n)
-    batch, _ = Rollout(envs, torch.device("cpu"), 10, seed=0).collect(sym, 1.0)
+    batch, _ = Rollout(envs, torch.device("cpu"), 10, seed=0, gamma=1.0).collect(sym)
     symmetries = sym.symmetries
     out = symmetries.augment(sym, batch, generator=torch.Generator().manual_seed(0))
     assert out["obs"].shape[1] == 12 and out["next_obs"].shape[0] == 12 and out["last_value"].shape == (12,)
@@ -275,5 +276,6 @@ def test_augmented_selfplay_training_runs_and_reinforce_is_refused(train):
     run = train("env=connect_four", "model=cnn", "num_envs=4", "algo.num_steps=8", "total_steps=64",
                 "env.selfplay.augment=true", "env.selfplay.snapshot_every=10000")
     assert (run / "checkpoints" / "final.safetensors").exists()
-    with pytest.raises(UsageError, match="augment=true needs algo=ppo"):
+    with pytest.raises(UsageError, match=r"augment=true needs an algorithm whose update can weight the images as "
+                                         r"samples the acting policy did not play \(ppo\); reinforce cannot"):
         train("env=connect_four", "algo=reinforce", "env.selfplay.augment=true", "total_steps=64", name="bad")

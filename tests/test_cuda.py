@@ -29,11 +29,11 @@ def test_cuda_graph_collects_exactly_what_the_uncaptured_policy_does(env, amp):
         rollout = Rollout(envs, dev, 32, seed=0, generator=torch.Generator(dev).manual_seed(1))
         if not graphed:
             rollout._graphed = lambda *a: None
-        got = [rollout.collect(policy, 0.99)[0]]
+        got = [rollout.collect(policy)[0]]
         with torch.no_grad():
             for p in policy.parameters():
                 p.add_(0.01 * torch.randn_like(p))
-        got.append(rollout.collect(policy, 0.99)[0])
+        got.append(rollout.collect(policy)[0])
         made = [g for per_policy in rollout.graphs.values() for g in per_policy.values()]
         assert bool(made) == graphed and all(made)
         rollout.close()

@@ -77,7 +77,7 @@ def test_every_fragment_comes_from_the_current_weights(cluster):
     policy = make_policy(cfg.model, collector.observation_space, collector.action_space)
     try:
         for _ in range(2):
-            batch, _ = collector.collect(policy, cfg.algo.gamma)
+            batch, _ = collector.collect(policy)
             assert batch["obs"].shape == (32, 4, 4) and batch["last_value"].shape == (4,)
             with torch.no_grad():
                 logits, values = policy(batch["obs"].flatten(0, 1))

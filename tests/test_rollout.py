@@ -4,7 +4,9 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
-from rlkit.rollout import Rollout, advantages, mc_returns
+from rlkit.algos.ppo import advantages
+from rlkit.algos.reinforce import mc_returns
+from rlkit.rollout import Rollout
 
 
 def test_gae_matches_hand_computed_values():
@@ -75,8 +77,8 @@ def test_truncation_is_bootstrapped_from_the_final_observation(bootstrap):
     fns = [lambda: gym.wrappers.RecordEpisodeStatistics(gym.wrappers.TimeLimit(Countdown(100), 3)),
            lambda: gym.wrappers.RecordEpisodeStatistics(Countdown(3))]
     envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
-    rollout = Rollout(envs, torch.device("cpu"), num_steps=4, seed=0)
-    batch, episodes = rollout.collect(ConstantValue(), gamma=0.5, bootstrap_truncated=bootstrap)
+    rollout = Rollout(envs, torch.device("cpu"), num_steps=4, seed=0, gamma=0.5, bootstrap=bootstrap)
+    batch, episodes = rollout.collect(ConstantValue())
     expected_truncated = 1.0 + (0.5 * 10 if bootstrap else 0.0)
     assert batch["rewards"][:, 0].tolist() == [1.0, 1.0, expected_truncated, 1.0]
     assert batch["rewards"][:, 1].tolist() == [1.0, 1.0, 1.0, 1.0]  # a real end: no bootstrap
@@ -92,15 +94,15 @@ def test_a_killed_env_worker_is_replaced_and_counted():
     cfg = load_config(["env=cartpole", "vector=async", "num_envs=2"])
     policy = ConstantValue()
     rollout = Rollout(make_vec(cfg), torch.device("cpu"), num_steps=16, seed=0, remake=lambda: make_vec(cfg))
-    rollout.collect(policy, gamma=0.99)
+    rollout.collect(policy)
     old = rollout.groups[0]
     old.processes[0].kill()
     old.processes[0].join()
-    batch, _ = rollout.collect(policy, gamma=0.99)
+    batch, _ = rollout.collect(policy)
     assert rollout.restarts == 1 and rollout.groups[0] is not old
     assert batch["dones"][0].tolist() == [1.0, 1.0] and batch["rewards"][0].tolist() == [0.0, 0.0]
     assert all(p.is_alive() for p in rollout.groups[0].processes)
-    batch, _ = rollout.collect(policy, gamma=0.99)  # and it keeps going
+    batch, _ = rollout.collect(policy)  # and it keeps going
     assert rollout.restarts == 1
     rollout.close()
 
@@ -124,13 +126,13 @@ def test_envs_that_keep_failing_stop_the_run_with_one_line():
 
     rollout = Rollout(Broken(), torch.device("cpu"), num_steps=100, seed=0, remake=Broken)
     with pytest.raises(RunError, match="envs failed 11 time\\(s\\), last with RuntimeError: game crashed"):
-        rollout.collect(ConstantValue(), gamma=0.99)
+        rollout.collect(ConstantValue())
 
 
 def collect_twice(envs, policy, seed=3, num_steps=64):
     torch.manual_seed(0)
     rollout = Rollout(envs, torch.device("cpu"), num_steps=num_steps, seed=seed)
-    out = [rollout.collect(policy, gamma=0.99) for _ in range(2)]
+    out = [rollout.collect(policy) for _ in range(2)]
     rollout.close()
     return out
 
@@ -175,7 +177,7 @@ def test_async_rollout_lags_the_learner_by_exactly_one_rollout():
     """async_rollout=true: update 1 learns from a batch the untouched policy collected; every later
     update u from one collected with the weights from before update u - 1, never older or newer
     (the documented lag), in the shapes a synchronous rollout gives."""
-    from rlkit.algos.common import evaluate
+    from rlkit.nets import logp_entropy_value as evaluate
     from rlkit.config import load_config
     from rlkit.envs import make_groups
     from rlkit.nets import make_policy
@@ -184,13 +186,13 @@ def test_async_rollout_lags_the_learner_by_exactly_one_rollout():
     cfg = load_config(["env=cartpole", "num_envs=3"])
     plain = Rollout(make_groups(cfg), torch.device("cpu"), 16, seed=0)
     policy = make_policy(cfg.model, plain.observation_space, plain.action_space)
-    reference, _ = plain.collect(policy, 0.99)
+    reference, _ = plain.collect(policy)
     plain.close()
     collector = AsyncCollector(Rollout(make_groups(cfg), torch.device("cpu"), 16, seed=0,
                                        generator=torch.Generator().manual_seed(0)), policy, rollouts=4)
     weights, batches = [], []  # weights[k]: the policy before update k + 1
     for _ in range(4):
-        batch, _ = collector.collect(policy, 0.99)
+        batch, _ = collector.collect(policy)
         batches.append(batch)
         weights.append({k: v.clone() for k, v in policy.state_dict().items()})
         with torch.no_grad():  # stands in for an update: every weight moves
@@ -221,13 +223,19 @@ def test_async_rollout_lags_the_learner_by_exactly_one_rollout():
 
 def test_async_rollout_refuses_what_its_lag_would_break():
     from rlkit.config import UsageError, load_config
-    from rlkit.train import check_async_rollout
+    from rlkit.algos import ALGOS
+    from rlkit.train import check_choices
 
-    with pytest.raises(UsageError, match="async_rollout=true needs algo=ppo"):
-        check_async_rollout(load_config(["env=cartpole", "algo=reinforce", "async_rollout=true"]))
+    def check(*overrides):
+        cfg = load_config(list(overrides))
+        check_choices(cfg, ALGOS[cfg.algo.name])
+
+    with pytest.raises(UsageError, match=r"async_rollout=true needs an algorithm whose update corrects one rollout "
+                                         r"of lag \(ppo\); reinforce has no such correction"):
+        check("env=cartpole", "algo=reinforce", "async_rollout=true")
     with pytest.raises(UsageError, match="does not run self-play board games"):
-        check_async_rollout(load_config(["env=tictactoe", "async_rollout=true"]))
-    check_async_rollout(load_config(["env=cartpole", "async_rollout=true"]))  # PPO on a single-agent game: fine
+        check("env=tictactoe", "async_rollout=true")
+    check("env=cartpole", "async_rollout=true")  # PPO on a single-agent game: fine
 
 
 def test_decoupled_ppo_is_plain_ppo_without_lag_and_weighs_stale_samples_with_it():
@@ -244,7 +252,7 @@ def test_decoupled_ppo_is_plain_ppo_without_lag_and_weighs_stale_samples_with_it
     rollout = Rollout(make_groups(cfg), torch.device("cpu"), 32, seed=0)
     torch.manual_seed(0)
     policy = make_policy(cfg.model, rollout.observation_space, rollout.action_space)
-    batch, _ = rollout.collect(policy, 0.99)
+    batch, _ = rollout.collect(policy)
     rollout.close()
     algo = OmegaConf.merge(cfg.algo, {"epochs": 2, "minibatches": 2})
 
@@ -272,7 +280,7 @@ def test_closing_an_async_rollout_stops_the_one_in_flight_at_its_next_step():
     rollout = Rollout(make_groups(cfg), torch.device("cpu"), 20000, seed=0, generator=torch.Generator().manual_seed(0))
     policy = make_policy(cfg.model, rollout.observation_space, rollout.action_space)
     collector = AsyncCollector(rollout, policy, rollouts=2)
-    collector._start(policy, 0.99, True)  # 40,000 steps in flight: many seconds, were it not stopped
+    collector._start(policy)  # 40,000 steps in flight: many seconds, were it not stopped
     in_flight = collector.pending
     collector.close()
     assert isinstance(in_flight.exception(), Cancelled) and collector.pending is None

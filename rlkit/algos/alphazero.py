@@ -30,9 +30,19 @@ from rlkit.errors import UsageError
 from rlkit.nets import log_policy
 
 
+ASYNC_ROLLOUT = False  # the search plays with the network being trained: no lagged copy
+AUGMENT = False        # the update mirrors positions itself
+
+
+def make_collector(cfg, device: torch.device, seed: int) -> "SearchSelfPlay":
+    if cfg.runner.name != "local":
+        raise UsageError(f"algo=alphazero runs on runner=local only, not runner={cfg.runner.name}")
+    return SearchSelfPlay(cfg, device, seed)
+
+
 class SearchSelfPlay:
     """The collector of `algo=alphazero`: `cfg.num_envs` games at a time, both seats searched.
-    Same face as rlkit.rollout.Rollout (`collect`, `num_envs`, `restarts`, `close`, spaces, `pool`)."""
+    A `Collector` (rlkit.algos), as rlkit.rollout.Rollout is."""
 
     def __init__(self, cfg, device: torch.device, seed: int):
         if cfg.env.get("game") != "connect_four":
@@ -80,7 +90,7 @@ class SearchSelfPlay:
             self.window[key][places] = x[skip:]
         self.next, self.filled = (self.next + n) % size, min(self.filled + n, size)
 
-    def collect(self, policy, gamma: float = 1.0, bootstrap_truncated: bool = True):
+    def collect(self, policy):
         """`num_steps` searched moves in every game. Returns the window (tensors sharing the
         window's memory: the update runs between collections, never beside one; `new`: the moves
         made) and the games finished: (the first player's result, +1/0/-1, number of moves)."""

@@ -1,19 +1,8 @@
-"""What the learners share: action log-probabilities and entropy, one optimizer step,
-advantage normalization and explained variance."""
+"""What the learners share: one optimizer step, advantage normalization and explained variance."""
 from __future__ import annotations
 
 import torch
 from torch import nn
-
-from rlkit.nets import log_policy
-
-
-def evaluate(policy, obs, actions, masks=None):
-    """Log-probabilities of `actions`, entropies and values under the current policy
-    (illegal actions masked out, as when the actions were sampled)."""
-    logits, value = policy(obs, masks)
-    logp = log_policy(logits)
-    return logp.gather(-1, actions[:, None].long()).squeeze(-1), -(logp.exp() * logp).sum(-1), value
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,51 @@ from __future__ import annotations
 
 import torch
 
-from rlkit.algos.common import evaluate, explained_variance, normalize, step
-from rlkit.rollout import advantages
+from rlkit.algos.common import explained_variance, normalize, step
+from rlkit.nets import logp_entropy_value
+from rlkit.rollout import make_rollout
+
+ASYNC_ROLLOUT = True  # the decoupled update below corrects async_rollout's one rollout of lag
+AUGMENT = True        # ... and weights a batch's board-symmetry images as samples the policy did not play
+
+
+def make_collector(cfg, device, seed):
+    """On-policy rollouts; a truncated episode is bootstrapped from the value of its final observation."""
+    return make_rollout(cfg, device, seed, bootstrap=True)
+
+
+def advantages(rewards, values, dones, last_value, gamma: float, lam: float):
+    """Generalized advantage estimation over [T, N] tensors. Returns (advantages, returns)."""
+    adv = torch.zeros_like(rewards)
+    running = torch.zeros_like(last_value)
+    next_value = last_value
+    for t in reversed(range(rewards.shape[0])):
+        alive = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_value * alive - values[t]
+        running = delta + gamma * lam * alive * running
+        adv[t] = running
+        next_value = values[t]
+    return adv, adv + values
+
+
+def clipped_surrogate(ratio, adv, clip: float):
+    """Per sample, the pessimistic side of the clipped objective: max(-A r, -A clip(r, 1-e, 1+e))."""
+    return torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip))
+
+
+def value_loss(value, old_value, ret, clip: float | None):
+    """Per sample, the squared error to the return; with `clip`, the larger of it and the error of the
+    value moved at most `clip` from the one the rollout saw."""
+    loss = (value - ret) ** 2
+    if clip is None:
+        return loss
+    clipped = old_value + (value - old_value).clamp(-clip, clip)
+    return torch.max(loss, (clipped - ret) ** 2)
+
+
+def approx_kl(log_ratio):
+    """The KL estimate mean((r - 1) - log r) (Schulman's k3): unbiased, never negative."""
+    return ((log_ratio.exp() - 1) - log_ratio).mean()
 
 
 def update(policy, optimizer, batch, cfg) -> dict:
@@ -28,20 +71,17 @@ def update(policy, optimizer, batch, cfg) -> dict:
     kls, clipfracs = [], []
     for _ in range(cfg.epochs):
         for idx in torch.randperm(size, device=actions.device).split(mb):
-            logp, entropy, value = evaluate(policy, obs[idx], actions[idx], None if masks is None else masks[idx])
+            logp, entropy, value = logp_entropy_value(policy, obs[idx], actions[idx],
+                                                      None if masks is None else masks[idx])
             log_ratio = logp - old_logp[idx]
             ratio = log_ratio.exp()
             with torch.no_grad():
-                kls.append(((ratio - 1) - log_ratio).mean())
+                kls.append(approx_kl(log_ratio))
                 clipfracs.append(((ratio - 1).abs() > cfg.clip_coef).float().mean())
             a = normalize(adv[idx]) if cfg.norm_adv else adv[idx]
-            pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef))
+            pg_loss = clipped_surrogate(ratio, a, cfg.clip_coef)
             pg_loss = (pg_loss if weights is None else pg_loss * weights[idx]).mean()
-            v_loss = (value - ret[idx]) ** 2
-            if cfg.clip_vloss:
-                clipped = old_v[idx] + (value - old_v[idx]).clamp(-cfg.clip_coef, cfg.clip_coef)
-                v_loss = torch.max(v_loss, (clipped - ret[idx]) ** 2)
-            v_loss = 0.5 * v_loss.mean()
+            v_loss = 0.5 * value_loss(value, old_v[idx], ret[idx], cfg.clip_coef if cfg.clip_vloss else None).mean()
             entropy = entropy.mean()
             step(policy, optimizer, pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss, cfg.max_grad_norm)
         if cfg.target_kl is not None and kls[-1] > cfg.target_kl:

@@ -5,8 +5,32 @@ from __future__ import annotations
 
 import torch
 
-from rlkit.algos.common import evaluate, explained_variance, normalize, step
-from rlkit.rollout import mc_returns
+from rlkit.algos.common import explained_variance, normalize, step
+from rlkit.nets import logp_entropy_value
+from rlkit.rollout import make_rollout
+
+ASYNC_ROLLOUT = False  # no correction for a rollout collected by an older policy
+AUGMENT = False
+
+
+def make_collector(cfg, device, seed):
+    """On-policy rollouts; truncations are bootstrapped only with a learned baseline (a value to do it with)."""
+    return make_rollout(cfg, device, seed, bootstrap=cfg.algo.baseline)
+
+
+def mc_returns(rewards, dones, gamma: float):
+    """Discounted Monte-Carlo returns within each episode. Returns (returns, complete): steps of
+    an episode still running at the end of the rollout have an unknown return (complete=0)."""
+    returns = torch.zeros_like(rewards)
+    complete = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    seen_end = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        alive = 1.0 - dones[t]
+        running = rewards[t] + gamma * running * alive
+        seen_end = torch.maximum(seen_end, dones[t])
+        returns[t], complete[t] = running, seen_end
+    return returns, complete
 
 
 def update(policy, optimizer, batch, cfg) -> dict:
@@ -17,7 +41,7 @@ def update(policy, optimizer, batch, cfg) -> dict:
     obs, actions = batch["obs"].flatten(0, 1)[keep], batch["actions"].flatten()[keep]
     ret = ret.flatten()[keep]
     masks = batch["masks"].flatten(0, 1)[keep] if "masks" in batch else None
-    logp, entropy, value = evaluate(policy, obs, actions, masks)
+    logp, entropy, value = logp_entropy_value(policy, obs, actions, masks)
     adv = ret - value.detach() if cfg.baseline else ret
     if cfg.norm_adv:
         adv = normalize(adv)

@@ -1,0 +1,63 @@
+"""Refactors keep behaviour: short seeded runs of CartPole (PPO), Doom Basic (PPO) and Connect
+Four (PPO self-play and algo=alphazero) end with the same weights and the same episodes as the
+code they were recorded on (`tests/seeded_runs.json` names the commit: before the algorithm and
+collector seams of issue 22). A change that alters learning on purpose re-records them, saying so
+in its commit: `python -m tests.test_seeded`."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rlkit import checkpoint
+from rlkit.train import main
+
+RUNS = {
+    "cartpole": ["env=cartpole", "total_steps=768"],
+    "doom": ["env=doom", "total_steps=1024"],
+    "connect_four_ppo": ["env=connect_four", "num_envs=8", "total_steps=512", "env.selfplay.eval_games=4"],
+    "connect_four_alphazero": ["env=connect_four", "algo=alphazero", "num_envs=8", "total_steps=128", "algo.sims=4",
+                               "algo.batch_size=16", "algo.replay_size=512", "env.selfplay.eval_games=4"],
+}
+RECORDED = Path(__file__).with_name("seeded_runs.json")
+
+
+def fingerprint(run_dir) -> dict:
+    """Per weight tensor its sum and sum of squares (float64), and the episodes' returns in order."""
+    ckpt = checkpoint.load(checkpoint.latest(run_dir))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    returns = [e.value for e in events.Scalars("episode/return")] if "episode/return" in events.Tags()["scalars"] \
+        else []
+    return {"weights": {k: [float(v.double().sum()), float((v.double() ** 2).sum())] for k, v in ckpt["model"].items()},
+            "returns": returns}
+
+
+def record(name, tmp) -> dict:
+    run = main([*RUNS[name], "seed=1", "progress=false", "device=cpu", "checkpoint_every=0", f"run_dir={tmp / name}"])
+    return fingerprint(run)
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_a_seeded_run_gives_the_recorded_numbers(name, tmp_path):
+    got, want = record(name, tmp_path), json.loads(RECORDED.read_text())["runs"][name]
+    assert got["returns"] == pytest.approx(want["returns"], rel=1e-6, abs=1e-6)
+    assert got["weights"].keys() == want["weights"].keys()
+    for key, (s, sq) in want["weights"].items():
+        assert got["weights"][key][0] == pytest.approx(s, rel=1e-4, abs=1e-4), key
+        assert math.isclose(got["weights"][key][1], sq, rel_tol=1e-4), key
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        found = {name: record(name, Path(tmp)) for name in sorted(RUNS)}
+    RECORDED.write_text(json.dumps({"commit": commit, "torch": torch.__version__, "runs": found}) + "\n")
+    print(f"recorded {', '.join(found)} at {commit}", file=sys.stderr)
