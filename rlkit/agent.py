@@ -49,8 +49,8 @@ class Agent:
         from rlkit.envs import make_env
 
         env = make_env(self.cfg.env, render_mode=render_mode)
-        if self.cfg.env.family != "board" and self.observation_space is not None and (
-                env.observation_space.shape != self.observation_space.shape or env.action_space.n != self.action_space.n):
+        trained = None if self.observation_space is None else (self.observation_space.shape, self.action_space.n)
+        if self.cfg.env.family != "board" and trained not in (None, (env.observation_space.shape, env.action_space.n)):
             env.close()
             raise UsageError(f"{self.path}: the agent takes observations {self.observation_space.shape} and "
                              f"{self.action_space.n} actions, but its game gives {env.observation_space.shape} and "

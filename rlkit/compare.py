@@ -158,7 +158,7 @@ def tabulate(groups: dict[str, list[dict]], threshold, window: int) -> list[dict
         hits = [stats.crossing(run["episodes"], threshold, window) for run in runs]
         reached = [h[0] for h in hits if h]
 
-        def summary(key):  # one number of each run's summary.json, where it has it
+        def summary(key, runs=runs):  # one number of each run's summary.json, where it has it
             return [r["summary"][key] for r in runs if r["summary"].get(key) is not None]
 
         rows.append({"algo": algo, "runs": len(runs), "final_return": mean, "final_ci_low": lo, "final_ci_high": hi,

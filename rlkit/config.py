@@ -11,8 +11,9 @@ import math
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -381,7 +382,8 @@ SEED = (0, 2**31 - 1)
 
 
 def command_options(argv: list[str], defaults: dict[str, Any], choices: dict[str, tuple] | None = None,
-                    passthrough: bool = False, ranges: dict[str, tuple] | None = None) -> tuple[dict[str, Any], list[str]]:
+                    passthrough: bool = False,
+                    ranges: dict[str, tuple] | None = None) -> tuple[dict[str, Any], list[str]]:
     """A command's own `key=value` options (watch, compare, bench), typed by their defaults:
     bool, int, float, str, list, or None (any value; a number or null if the key has a range).
     `ranges`: {key: (lowest, highest)}, inclusive, for numbers. With `passthrough`, other
@@ -423,7 +425,7 @@ def _typed(key: str, value: Any, ref: Any) -> Any:
     if isinstance(ref, list):
         return value if isinstance(value, list) else [value]  # `seeds=3`: a one-element list
     if isinstance(ref, float) and number or isinstance(ref, bool) and isinstance(value, bool) \
-            or isinstance(ref, int) and not isinstance(ref, bool) and isinstance(value, int) and not isinstance(value, bool):
+            or _is(ref, int) and _is(value, int):
         return float(value) if isinstance(ref, float) else value
     raise UsageError(f"{key} must be {_type_name(ref)}, got {value!r}")
 

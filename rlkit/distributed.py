@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from rlkit.errors import RunError, UsageError
 from rlkit.envs import make_env, make_vec
+from rlkit.errors import RunError, UsageError
 from rlkit.nets import make_policy
 from rlkit.rollout import PER_ENV, Rollout
 

@@ -4,8 +4,8 @@
 
 `agent` is a run folder, a checkpoint file, or a baseline (random, minimax for tictactoe,
 alphabeta for connect_four, with depth=N; a trained Connect Four agent looks N plies ahead
-with search=N, or searches N simulations per move with mcts=N; symmetric=true averages a trained agent over the board's symmetries). Type a
-move when asked: a cell number (tictactoe),
+with search=N, or searches N simulations per move with mcts=N; symmetric=true averages a
+trained agent over the board's symmetries). Type a move when asked: a cell number (tictactoe),
 a column (connect_four), or a point like D4 or `pass` (go); `q` gives up. The board is drawn
 after every move; a move that cannot be read or is not legal is refused with the legal ones."""
 from __future__ import annotations

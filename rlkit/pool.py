@@ -142,9 +142,11 @@ class OpponentPool:
         meta = state["meta"]
         members = meta.get("members") if isinstance(meta, dict) else None
         fields = ("elo", "score", "games")
-        if not isinstance(members, dict) or not all(
-                isinstance(m, dict) and m.get("kind") in ("baseline", "snapshot") and all(
-                    isinstance(m.get(k), (int, float)) and np.isfinite(m[k]) for k in fields) for m in members.values()) \
+        def sane(m) -> bool:
+            return isinstance(m, dict) and m.get("kind") in ("baseline", "snapshot") and all(
+                isinstance(m.get(k), (int, float)) and np.isfinite(m[k]) for k in fields)
+
+        if not isinstance(members, dict) or not all(sane(m) for m in members.values()) \
                 or not isinstance(meta.get("last_snapshot", 0), (int, type(None))):
             raise ValueError("its opponent pool's members are not what rlkit writes")
         unknown = [n for n, m in members.items() if m["kind"] == "baseline" and n not in self.builtin]

@@ -24,7 +24,6 @@ from rlkit.envs import make_groups
 from rlkit.errors import RunError, UsageError
 from rlkit.nets import log_policy, logp_entropy_value
 
-
 MAX_ENV_RESTARTS = 10
 PER_ENV = ("last_value", "next_obs", "next_mask")  # a batch's [N, ...] entries; the others are [T, N, ...]
 

@@ -62,7 +62,8 @@ def rater(policy, device):
     of [B, 42] positions whose legal columns are `ok`, by `policy` (obs, mask) -> (logits, value)."""
     @torch.inference_mode()
     def rate(mine, theirs, ok):
-        logits, values = policy(torch.as_tensor(boards(mine, theirs), device=device), torch.as_tensor(ok, device=device))
+        logits, values = policy(torch.as_tensor(boards(mine, theirs), device=device),
+                                torch.as_tensor(ok, device=device))
         priors = torch.softmax(logits.float(), -1).cpu().numpy()
         return priors * ok, values.float().clamp(-1, 1).cpu().numpy()
     return rate

@@ -22,10 +22,9 @@ from rlkit import checkpoint, video
 from rlkit.agent import pick_device, spaces_of
 from rlkit.algos import ALGOS
 from rlkit.config import RunError, UsageError, cli, load_config
-from rlkit.envs import make_groups
 from rlkit.logger import Logger
 from rlkit.nets import make_policy
-from rlkit.rollout import AsyncCollector, Rollout
+from rlkit.rollout import AsyncCollector
 
 # What a resumed run may change; everything else comes from its checkpoint.
 # `runner` and its keys too: a run may move between this machine and a Ray cluster.

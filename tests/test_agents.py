@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from rlkit.watch import AGENTS_DIR, main as watch, shipped_agents
+from rlkit.watch import AGENTS_DIR, shipped_agents
+from rlkit.watch import main as watch
 
 # The least mean return over sampled episodes (board games: greedy games against `random`,
 # +1 a win, -1 a loss) for each shipped agent, well below its card's score (ViZDoom Basic: 80,

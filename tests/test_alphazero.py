@@ -76,7 +76,8 @@ def test_the_window_is_saved_oldest_first_and_refilled():
         c.history[0] = [(np.full((6, 7, 2), k, np.int8), np.ones(7, bool), np.full(7, k, np.float32))]
         c._keep(0, -float(k))
     state = c.state()
-    assert state["tensors"]["z"].tolist() == [2, 3, 4, 5, 6] and state["tensors"]["obs"][:, 0, 0, 0].tolist() == [2, 3, 4, 5, 6]
+    assert state["tensors"]["z"].tolist() == [2, 3, 4, 5, 6]
+    assert state["tensors"]["obs"][:, 0, 0, 0].tolist() == [2, 3, 4, 5, 6]
     again = collector(replay_size=5, batch_size=4)
     again.load_state(state)
     assert again.filled == 5 and again.next == 0 and again.state()["tensors"]["pi"][:, 0].tolist() == [2, 3, 4, 5, 6]

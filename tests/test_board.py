@@ -229,9 +229,9 @@ def test_augmented_batch_holds_each_games_image_weighted_exactly_for_a_symmetric
     (boards, moves, masks and next boards mapped; rewards, dones, values copied, so advantages
     equal), and a symmetric policy rates every image's move as the acting policy rated the
     original (a decoupled weight of 1); a plain network does not."""
-    from rlkit.nets import logp_entropy_value as evaluate
-    from rlkit.opponents import BoardSymmetries, Symmetric
     from rlkit.algos.ppo import advantages
+    from rlkit.nets import logp_entropy_value as evaluate
+    from rlkit.opponents import Symmetric
     from rlkit.rollout import Rollout
 
     cfg = load_config([f"env={game}", "model=cnn"])

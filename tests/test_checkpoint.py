@@ -80,8 +80,8 @@ def test_weights_of_another_network_are_refused(run_dir, tmp_path):
     ckpt = checkpoint.load(checkpoint.latest(run_dir))
     from omegaconf import OmegaConf
 
-    from rlkit.nets import make_policy
     from rlkit.agent import rebuild_spaces
+    from rlkit.nets import make_policy
 
     cfg = OmegaConf.merge(ckpt["config"], {"model": {"hidden": 32}})
     obs_space, act_space = rebuild_spaces(ckpt["spaces"])

@@ -1,6 +1,5 @@
 """What only a GPU can check; these run where CUDA is available (the device machine), and are
 skipped, not counted, elsewhere."""
-import numpy as np
 import pytest
 import torch
 

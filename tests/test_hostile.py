@@ -18,7 +18,7 @@ import rlkit
 from rlkit import checkpoint, compare, train, watch
 from rlkit.config import cli
 from rlkit.errors import RunError, UsageError
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT
 
 DOOM = ROOT / "agents" / "doom-basic" / "agent.safetensors"
 C4 = ROOT / "agents" / "connect-four" / "agent.safetensors"

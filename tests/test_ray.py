@@ -160,7 +160,8 @@ def test_runner_ray_without_ray_is_a_one_line_install_hint(tmp_path):
     code = ("import sys; sys.modules['ray'] = None\n"
             "from rlkit.config import cli\nfrom rlkit.train import main\n"
             f"sys.argv = ['train', 'env=cartpole', 'runner=ray', 'run_dir={tmp_path / 'x'}']\ncli(main)")
-    result = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == ("error: runner=ray needs Ray, an optional extra: pip install -e "
                                      "'.[distributed]' (or pip install 'ray[default]>=2.9'); or choose runner=local")

@@ -177,9 +177,9 @@ def test_async_rollout_lags_the_learner_by_exactly_one_rollout():
     """async_rollout=true: update 1 learns from a batch the untouched policy collected; every later
     update u from one collected with the weights from before update u - 1, never older or newer
     (the documented lag), in the shapes a synchronous rollout gives."""
-    from rlkit.nets import logp_entropy_value as evaluate
     from rlkit.config import load_config
     from rlkit.envs import make_groups
+    from rlkit.nets import logp_entropy_value as evaluate
     from rlkit.nets import make_policy
     from rlkit.rollout import AsyncCollector
 
@@ -222,8 +222,8 @@ def test_async_rollout_lags_the_learner_by_exactly_one_rollout():
 
 
 def test_async_rollout_refuses_what_its_lag_would_break():
-    from rlkit.config import UsageError, load_config
     from rlkit.algos import ALGOS
+    from rlkit.config import UsageError, load_config
     from rlkit.train import check_choices
 
     def check(*overrides):

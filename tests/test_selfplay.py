@@ -80,10 +80,11 @@ def test_alphabeta_values_equal_plain_minimax():
     rng = np.random.default_rng(0)
     for depth in (1, 2, 3):
         ab = AlphaBeta(depth)
-        for game in range(4):
+        for _ in range(4):
             mine, theirs = np.zeros(42, bool), np.zeros(42, bool)
-            for ply in range(int(rng.integers(0, 12))):  # a random position, no line of four yet
-                cell = ab.drop(mine | theirs, int(rng.choice([c for c in range(7) if ab.drop(mine | theirs, c) is not None])))
+            for _ in range(int(rng.integers(0, 12))):  # a random position, no line of four yet
+                open_columns = [c for c in range(7) if ab.drop(mine | theirs, c) is not None]
+                cell = ab.drop(mine | theirs, int(rng.choice(open_columns)))
                 mine[cell] = True
                 if _c4_wins(mine, cell):
                     mine[cell] = False
@@ -267,7 +268,8 @@ def make_pool(match=None, **kw):
 
     def make_net():
         return make_policy(cfg.model, g.observation_space, gym.spaces.Discrete(9), board=True)
-    return OpponentPool(pool_cfg(**kw), "tictactoe", make_net, match or (lambda a, b, n, s: [0.5] * n), seed=0), make_net
+    pool = OpponentPool(pool_cfg(**kw), "tictactoe", make_net, match or (lambda a, b, n, s: [0.5] * n), seed=0)
+    return pool, make_net
 
 
 def test_pool_priorities_and_sampling_match_hand_computed_values():
@@ -369,7 +371,8 @@ def test_play_as_second_and_bad_input():
     bad = run_cli("rlkit.play", "env=cartpole", "agent=random")
     assert bad.returncode == 2 and "not a board game; choose from: board, connect_four, go, tictactoe" in bad.stderr
     bad = run_cli("rlkit.arena", "env=connect_four", "agents=[random,minimax]")
-    assert bad.returncode == 2 and "nor a baseline for connect_four (random, alphabeta, alphabeta1..alphabeta6)" in bad.stderr
+    assert bad.returncode == 2
+    assert "nor a baseline for connect_four (random, alphabeta, alphabeta1..alphabeta6)" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 

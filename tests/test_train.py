@@ -15,7 +15,8 @@ TINY = {
     "doom": ["env=doom", "total_steps=128", "num_envs=2", "algo.num_steps=32", "env.size=[48,48]"],
     # In-process Atari tests use ale-py; EnvPool (which cannot share a process with it) runs in
     # its own process in test_envpool.py.
-    "pong": ["env=pong", "env.backend=gymnasium", "total_steps=64", "num_envs=2", "algo.num_steps=16", "algo.minibatches=2"],
+    "pong": ["env=pong", "env.backend=gymnasium", "total_steps=64", "num_envs=2", "algo.num_steps=16",
+             "algo.minibatches=2"],
 }
 
 
@@ -56,8 +57,8 @@ def test_episode_return_is_the_game_score_before_reward_scaling(train):
 
 
 def test_reinforce_transformer_on_atari(train):
-    run_dir = train("env=pong", "env.backend=gymnasium", "algo=reinforce", "model=transformer", "total_steps=64", "num_envs=2",
-                    "algo.num_steps=32")
+    run_dir = train("env=pong", "env.backend=gymnasium", "algo=reinforce", "model=transformer", "total_steps=64",
+                    "num_envs=2", "algo.num_steps=32")
     assert "loss/entropy" in scalars(run_dir).Tags()["scalars"] or "stats/used_fraction" in \
         scalars(run_dir).Tags()["scalars"]
     assert rlkit.load_agent(run_dir).cfg.model.name == "transformer"

@@ -29,12 +29,11 @@ from rlkit.algos.common import step
 from rlkit.errors import UsageError
 from rlkit.nets import log_policy
 
-
 ASYNC_ROLLOUT = False  # the search plays with the network being trained: no lagged copy
 AUGMENT = False        # the update mirrors positions itself
 
 
-def make_collector(cfg, device: torch.device, seed: int) -> "SearchSelfPlay":
+def make_collector(cfg, device: torch.device, seed: int) -> SearchSelfPlay:
     if cfg.runner.name != "local":
         raise UsageError(f"algo=alphazero runs on runner=local only, not runner={cfg.runner.name}")
     return SearchSelfPlay(cfg, device, seed)
