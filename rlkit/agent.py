@@ -21,6 +21,9 @@ from gymnasium import spaces as gym_spaces
 from rlkit import checkpoint
 from rlkit.errors import UsageError
 from rlkit.nets import make_policy
+from rlkit.players import MAX_LOOKAHEAD, MAX_SIMS, Player, PolicyPlayer, baselines, names
+from rlkit.search import MCTS, Lookahead
+from rlkit.symmetry import Symmetric
 
 
 def spaces_of(observation_space, action_space) -> dict:
@@ -121,3 +124,52 @@ def load_agent(path, device: str = "cpu") -> Agent:
     board = ckpt["config"].env.family == "board"
     policy = policy_for(ckpt["model"], ckpt["config"].model, obs_space, act_space, board, file).to(dev)
     return Agent(policy.eval(), ckpt["config"], dev, file, obs_space, act_space)
+
+
+def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=None, lookahead: int = 0,
+                label: str | None = None, symmetric: bool = False, mcts: int = 0) -> Player:
+    """A baseline by name (rlkit.players), or a trained agent from a run folder or checkpoint file,
+    named `label` (default: the folder or file name); `lookahead` > 0: the trained agent looks that
+    many plies ahead (Connect Four only, see rlkit.search.Lookahead; it plays the best-valued move,
+    so `greedy` does not apply); `symmetric`: the trained agent averaged over the board's
+    symmetries (rlkit.symmetry.Symmetric); `mcts` > 0: it searches with that many simulations per
+    move (Connect Four only, see rlkit.search.MCTS). Baselines play as they are."""
+    if not 0 <= lookahead <= MAX_LOOKAHEAD:
+        raise UsageError(f"lookahead must be 0 to {MAX_LOOKAHEAD} plies (up to 2,401 positions valued per move), "
+                         f"got {lookahead}")
+    if lookahead and env_cfg.game != "connect_four":
+        raise UsageError(f"lookahead={lookahead}: looking ahead needs Connect Four's rules; for {env_cfg.game} use "
+                         f"lookahead=0")
+    if not 0 <= mcts <= MAX_SIMS:
+        raise UsageError(f"mcts must be 0 to {MAX_SIMS} simulations per move, got {mcts}")
+    if mcts and env_cfg.game != "connect_four":
+        raise UsageError(f"mcts={mcts}: the tree search needs Connect Four's rules; for {env_cfg.game} use mcts=0")
+    if mcts and lookahead:
+        raise UsageError(f"choose one search: lookahead={lookahead} (every line to a depth) or mcts={mcts} "
+                         f"(simulations)")
+    made = baselines(env_cfg.game, depth, seed)
+    if spec in made:
+        return made[spec]()
+    if not Path(spec).exists():
+        raise UsageError(f"unknown agent {spec!r}: not a run folder or checkpoint file, nor a baseline for "
+                         f"{env_cfg.game} ({names(made)})")
+    agent = load_agent(spec)
+    trained = agent.cfg.env
+    if trained.family != "board" or trained.game != env_cfg.game or (
+            env_cfg.game == "go" and trained.board_size != env_cfg.board_size):
+        what = trained.get("game", trained.name)
+        raise UsageError(f"agent {spec} was trained on {what}"
+                         f"{f' {trained.board_size}x{trained.board_size}' if what == 'go' else ''}, "
+                         f"not on {env_cfg.game}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    label = label or Path(spec).name or spec
+    policy = agent.policy
+    if symmetric:
+        policy = Symmetric(policy, env_cfg.game, agent.observation_space.shape, int(agent.action_space.n))
+        label += "+sym"
+    if lookahead:
+        return Lookahead(policy, label, depth=lookahead)
+    if mcts:
+        return MCTS(policy, label, sims=mcts)
+    return PolicyPlayer(policy, label, greedy=greedy)

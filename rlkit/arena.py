@@ -4,10 +4,10 @@
 
 `agents`: run folders, checkpoint files, or baselines (random; minimax for tictactoe;
 alphabeta for connect_four, depth=N). Every pair plays `games` games, each agent first in half
-of them. Trained agents play their most likely move (greedy=false: sample); with search=N
-(Connect Four) they look N plies ahead over their learned value first (rlkit.opponents.Lookahead),
-with mcts=N they search N simulations per move as AlphaZero does (rlkit.opponents.MCTS);
-with symmetric=true they are averaged over the board's symmetries (rlkit.opponents.Symmetric).
+of them. Trained agents play their most likely move (greedy=false: sample); with lookahead=N
+(Connect Four) they look N plies ahead over their learned value first (rlkit.search.Lookahead),
+with mcts=N they search N simulations per move as AlphaZero does (rlkit.search.MCTS);
+with symmetric=true they are averaged over the board's symmetries (rlkit.symmetry.Symmetric).
 `openings=N` starts each game with 0..N uniformly random moves: greedy agents against a search
 otherwise replay a few lines (the shipped Connect Four agent's 145 losses of 200 against depth 4
 were 3 distinct games). Prints each
@@ -20,11 +20,12 @@ import itertools
 import numpy as np
 
 from rlkit import elo
+from rlkit.agent import load_player
 from rlkit.config import SEED, UsageError, board_env, cli, command_args
 from rlkit.envs.selfplay import play_match
-from rlkit.opponents import MAX_DEPTH, against_minimax, load_player
+from rlkit.players import MAX_DEPTH, against_minimax
 
-DEFAULTS = {"env": "", "agents": [], "games": 100, "depth": 4, "greedy": True, "seed": 0, "search": 0,
+DEFAULTS = {"env": "", "agents": [], "games": 100, "depth": 4, "greedy": True, "seed": 0, "lookahead": 0,
             "symmetric": False, "mcts": 0, "openings": 0}
 RANGES = {"depth": (1, MAX_DEPTH), "seed": SEED}
 
@@ -95,7 +96,7 @@ def main(argv: list[str]) -> str:
     if args["openings"] < 0:
         raise UsageError(f"openings must be >= 0 random moves, got {args['openings']}")
     env_cfg = board_env(args["env"], env_overrides)
-    players = [load_player(s, env_cfg, args["greedy"], args["depth"], args["seed"], args["search"], label=s,
+    players = [load_player(s, env_cfg, args["greedy"], args["depth"], args["seed"], args["lookahead"], label=s,
                            symmetric=args["symmetric"], mcts=args["mcts"])
                for s in specs]
     names = [p.name for p in players]

@@ -379,6 +379,7 @@ def stored_config(raw: Any, source: str) -> tuple[DictConfig, list[str]]:
 
 
 SEED = (0, 2**31 - 1)
+RENAMED = {"search": "lookahead"}  # command options' old spellings, refused with their new name
 
 
 def command_options(argv: list[str], defaults: dict[str, Any], choices: dict[str, tuple] | None = None,
@@ -395,6 +396,8 @@ def command_options(argv: list[str], defaults: dict[str, Any], choices: dict[str
     parser = OverridesParser.create()
     for text in argv:
         key = text.partition("=")[0]
+        if key in RENAMED and key not in defaults:
+            raise UsageError(f"{key}= is now called {RENAMED[key]}=: {RENAMED[key]}={text.partition('=')[2]}")
         if key not in defaults:
             if passthrough:
                 rest.append(text)

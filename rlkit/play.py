@@ -4,7 +4,7 @@
 
 `agent` is a run folder, a checkpoint file, or a baseline (random, minimax for tictactoe,
 alphabeta for connect_four, with depth=N; a trained Connect Four agent looks N plies ahead
-with search=N, or searches N simulations per move with mcts=N; symmetric=true averages a
+with lookahead=N, or searches N simulations per move with mcts=N; symmetric=true averages a
 trained agent over the board's symmetries). Type a move when asked: a cell number (tictactoe),
 a column (connect_four), or a point like D4 or `pass` (go); `q` gives up. The board is drawn
 after every move; a move that cannot be read or is not legal is refused with the legal ones."""
@@ -14,11 +14,12 @@ import sys
 
 import numpy as np
 
+from rlkit.agent import load_player
 from rlkit.config import SEED, UsageError, board_env, cli, command_args
 from rlkit.envs.board import Game, move_name, parse_move
-from rlkit.opponents import MAX_DEPTH, load_player
+from rlkit.players import MAX_DEPTH
 
-DEFAULTS = {"env": "", "agent": "", "seat": "first", "greedy": True, "depth": 4, "seed": 0, "search": 0,
+DEFAULTS = {"env": "", "agent": "", "seat": "first", "greedy": True, "depth": 4, "seed": 0, "lookahead": 0,
             "symmetric": False, "mcts": 0}
 RANGES = {"depth": (1, MAX_DEPTH), "seed": SEED}
 
@@ -63,7 +64,7 @@ def main(argv: list[str]) -> None:
     if args["seat"] not in ("first", "second"):
         raise UsageError(f"seat must be one of: first, second; got {args['seat']!r}")
     env_cfg = board_env(args["env"], env_overrides)
-    player = load_player(args["agent"], env_cfg, args["greedy"], args["depth"], args["seed"], args["search"],
+    player = load_player(args["agent"], env_cfg, args["greedy"], args["depth"], args["seed"], args["lookahead"],
                           symmetric=args["symmetric"], mcts=args["mcts"])
     game = Game(env_cfg)
     game.reset(args["seed"])

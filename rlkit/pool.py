@@ -19,7 +19,7 @@ import torch
 
 from rlkit import elo
 from rlkit.errors import UsageError
-from rlkit.opponents import PolicyPlayer, baselines, names
+from rlkit.players import PolicyPlayer, baselines, names
 
 
 class OpponentPool:

@@ -2,7 +2,7 @@
 time, held in arrays: every game's tree is a block of nodes, and each simulation walks all the
 trees down together, one ply per step of a loop, with every game's choice made by one array
 operation. The new positions of one simulation, one per game, go through the network in one
-forward pass. rlkit.opponents.MCTS plays with it (`mcts=N` in arena and play); `algo=alphazero`
+forward pass. `MCTS` below plays with it (`mcts=N` in arena and play); `algo=alphazero`
 trains on its visit counts (rlkit/algos/alphazero.py).
 
 A walk goes down by PUCT, the value so far plus c_puct * prior * sqrt(parent visits + 1) /
@@ -16,45 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-ROWS, COLS = 6, 7
-
-
-def _lines() -> np.ndarray:
-    """The 69 lines of four, as cell indices [69, 4]."""
-    lines = []
-    for r in range(ROWS):
-        for c in range(COLS):
-            for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
-                cells = [(r + k * dr, c + k * dc) for k in range(4)]
-                if all(0 <= rr < ROWS and 0 <= cc < COLS for rr, cc in cells):
-                    lines.append([rr * COLS + cc for rr, cc in cells])
-    return np.array(lines)
-
-
-LINES = _lines()
-
-
-def legal(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-    """[..., 42] boards -> [..., 7]: the columns with room (their top cell empty)."""
-    return ~(mine | theirs)[..., :COLS]
-
-
-def drop(mine: np.ndarray, theirs: np.ndarray, cols: np.ndarray):
-    """The movers (holding `mine`, [B, 42]) drop a stone in `cols` (legal ones). Returns the
-    position for the side to move next, as (its stones, the other side's), and the game's result
-    for that side: -1.0 lost, 0.0 drawn, NaN still open."""
-    filled = (mine | theirs).reshape(-1, ROWS, COLS)
-    rows = ROWS - 1 - filled[np.arange(len(cols)), :, cols].sum(1)
-    after = mine.copy()
-    after[np.arange(len(cols)), rows * COLS + cols] = True
-    won = after[:, LINES].all(-1).any(-1)
-    full = (after | theirs).all(-1)
-    return theirs.copy(), after, np.where(won, -1.0, np.where(full, 0.0, np.nan))
-
-
-def boards(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-    """[B, 42] stones -> [B, 6, 7, 2] int8 planes, as PettingZoo shows the mover."""
-    return np.stack([mine, theirs], -1).reshape(-1, ROWS, COLS, 2).astype(np.int8)
+from rlkit.games.connect_four import COLS, ROWS, boards, drop, legal, move
+from rlkit.players import Player
 
 
 def rater(policy, device):
@@ -161,3 +124,82 @@ def search(policy, mine, theirs, mask, sims: int, c_puct: float = 1.5, device="c
     trees = Trees(rater(policy, torch.device(device)), mine, theirs, mask, sims + 1, c_puct, noise)
     trees.simulate(sims)
     return trees
+
+
+class MCTS(Player):
+    """A trained Connect Four agent that searches before it moves, as AlphaZero does (Silver et
+    al. 2018): `sims` simulations per move of rlkit.search's tree search over the agent's priors
+    and value head; the move is the most visited (ties: the policy's choice). Every game of a
+    batch searches in step, so that each simulation's new positions go through the network in
+    one forward pass."""
+
+    def __init__(self, policy, name="policy", sims=200, c_puct=1.5, device="cpu"):
+        self.policy, self.sims, self.c_puct, self.device = policy, sims, c_puct, torch.device(device)
+        self.name = f"{name}+mcts{sims}"
+
+    def act_batch(self, observations, masks) -> np.ndarray:
+        stones = np.asarray(observations).reshape(len(observations), 42, 2).astype(bool)
+        trees = search(self.policy, stones[..., 0], stones[..., 1], masks, self.sims, self.c_puct, self.device)
+        return trees.best().astype(np.int64)
+
+
+class Lookahead(Player):
+    """A trained Connect Four agent that looks `depth` plies ahead before it moves: every line of
+    play to that depth under the rules, a won or drawn game scored exactly (+-1, 0; a sooner win
+    higher), every position still open at the end valued by the agent's own value head (one
+    batched forward pass, from the point of view of the side to move there), then negamax back
+    to the root. Ties go to the policy's preferred move; depth=0 is the policy alone."""
+
+    WIN = 1.0
+
+    def __init__(self, policy, name="policy", depth=2, device="cpu"):
+        self.policy, self.depth, self.device = policy, depth, torch.device(device)
+        self.name = f"{name}+lookahead{depth}"
+
+    def expand(self, mine, theirs, depth, leaves):
+        """The tree below a position whose mover holds `mine`: a float for a decided position, an
+        int (an index into `leaves`) for one the network values, or a list of (move, subtree)."""
+        if depth == 0:
+            leaves.append(boards(mine[None], theirs[None])[0])
+            return len(leaves) - 1
+        children = []
+        for col in range(7):
+            after, end = move(mine, theirs, col)
+            if after is None:
+                continue
+            if end is None:
+                sub = self.expand(theirs, after, depth - 1, leaves)
+            else:  # a loss for the side to move next (a sooner one scored higher), or a draw
+                sub = end * (self.WIN + 1e-3 * depth)
+            children.append((col, sub))
+        return children
+
+    def backup(self, tree, values) -> float:
+        if isinstance(tree, float):
+            return tree
+        if isinstance(tree, int):
+            return float(values[tree])
+        return max(-self.backup(sub, values) for _, sub in tree)
+
+    @torch.inference_mode()
+    def act_batch(self, observations, masks) -> np.ndarray:
+        observations, masks = np.asarray(observations), np.asarray(masks, bool)
+        obs = torch.as_tensor(observations, device=self.device)
+        logits, _ = self.policy(obs, torch.as_tensor(masks, device=self.device))
+        prefer = logits.float().cpu().numpy()
+        if self.depth == 0:
+            return prefer.argmax(1)
+        moves = []
+        for observation, mask, pref in zip(observations, masks, prefer):
+            flat = observation.reshape(42, 2).astype(bool)
+            leaves: list[np.ndarray] = []
+            tree = self.expand(flat[:, 0], flat[:, 1], self.depth, leaves)
+            values = np.zeros(0)
+            if leaves:
+                batch = torch.as_tensor(np.stack(leaves).astype(observation.dtype), device=self.device)
+                # A guess never outranks a proven result: the value head is not bounded by itself.
+                values = self.policy(batch)[1].float().clamp(-self.WIN, self.WIN).cpu().numpy()
+            scores = {col: -self.backup(sub, values) for col, sub in tree if mask[col]}
+            best = max(scores.values())
+            moves.append(max((c for c, v in scores.items() if v >= best - 1e-9), key=lambda c: pref[c]))
+        return np.array(moves, dtype=np.int64)

@@ -120,7 +120,7 @@ def augmenter(cfg, collector):
     """`env.selfplay.augment=true`: the board's symmetries, to train on each batch's image too."""
     if cfg.env.family != "board" or not cfg.env.selfplay.get("augment", False):
         return None
-    from rlkit.opponents import BoardSymmetries
+    from rlkit.symmetry import BoardSymmetries
 
     return BoardSymmetries(cfg.env.game, collector.observation_space.shape, int(collector.action_space.n))
 

@@ -73,8 +73,9 @@ def board_game(game, players, write=print) -> float:
 
 def watch_board(agent, opts) -> list[float]:
     """Board games have no frames: the agent plays itself (or `opponent=`) in the terminal."""
+    from rlkit.agent import load_player
     from rlkit.envs.board import Game
-    from rlkit.opponents import PolicyPlayer, load_player
+    from rlkit.players import PolicyPlayer
 
     me = PolicyPlayer(agent.policy, "agent", greedy=opts["deterministic"], device=agent.device)
     other = me if opts["opponent"] == "self" else load_player(opts["opponent"], agent.cfg.env, seed=opts["seed"])

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit import search
 from rlkit.algos import alphazero
 from rlkit.config import UsageError, load_config
+from rlkit.games import connect_four as c4
 from rlkit.nets import make_policy
 from tests.conftest import run_cli
 
@@ -50,7 +50,7 @@ def test_a_searched_game_leaves_each_position_with_its_movers_result(monkeypatch
     assert batch["z"].tolist() == [1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0]
     for k, (mine, theirs, mask, noise) in enumerate(script.calls[:7]):
         j = 6 - k
-        assert (batch["obs"][j].numpy() == search.boards(mine, theirs)[0]).all()  # the mover's view
+        assert (batch["obs"][j].numpy() == c4.boards(mine, theirs)[0]).all()  # the mover's view
         assert batch["masks"][j].tolist() == mask[0].tolist()
         assert batch["pi"][j].argmax().item() == game[k] and batch["pi"][j].sum().item() == pytest.approx(1)
         assert noise.sum() == pytest.approx(1) and (noise[~mask] == 0).all()
@@ -102,7 +102,7 @@ def test_update_learns_the_visit_shares_and_results_and_their_mirror_image():
     mine[1, [41]], theirs[1, [34, 27]] = True, True
     pi = np.zeros((2, 7), np.float32)
     pi[0, 1], pi[1, 6] = 1.0, 1.0
-    window = {"obs": search.boards(mine, theirs), "masks": search.legal(mine, theirs), "pi": pi,
+    window = {"obs": c4.boards(mine, theirs), "masks": c4.legal(mine, theirs), "pi": pi,
               "z": np.array([1.0, -1.0], np.float32)}
     batch = {k: torch.as_tensor(np.concatenate([v] * 16)) for k, v in window.items()}  # 32 positions
     batch["new"] = 32
@@ -111,8 +111,8 @@ def test_update_learns_the_visit_shares_and_results_and_their_mirror_image():
     for _ in range(10):
         stats = alphazero.update(policy, optimizer, batch, cfg.algo)
     assert stats["stats/gradient_steps"] == 32 and stats["loss/policy"] < 0.2 and stats["loss/value"] < 0.1
-    mirror = np.concatenate([search.boards(mine, theirs), search.boards(mine, theirs)[:, :, ::-1]])
-    masks = np.concatenate([search.legal(mine, theirs), search.legal(mine, theirs)[:, ::-1]])
+    mirror = np.concatenate([c4.boards(mine, theirs), c4.boards(mine, theirs)[:, :, ::-1]])
+    masks = np.concatenate([c4.legal(mine, theirs), c4.legal(mine, theirs)[:, ::-1]])
     with torch.no_grad():
         logits, value = policy(torch.as_tensor(mirror.copy()), torch.as_tensor(masks.copy()))
     assert logits.argmax(1).tolist() == [1, 6, 5, 0]  # the image's move is the mirrored column

@@ -10,7 +10,7 @@ from rlkit.config import load_config
 from rlkit.envs.board import Game, make_game
 from rlkit.envs.selfplay import Fixed, SelfPlay, play_match
 from rlkit.nets import make_policy
-from rlkit.opponents import Player, RandomPlayer
+from rlkit.players import Player, RandomPlayer
 
 
 def env_cfg(name="tictactoe", *overrides):
@@ -89,7 +89,7 @@ def test_learner_win_and_seat_bookkeeping_over_many_games():
 
 
 def test_play_match_alternates_seats_and_scores_from_the_first_players_side():
-    from rlkit.opponents import Minimax
+    from rlkit.players import Minimax
 
     scores = play_match(env_cfg(), RandomPlayer(0), Minimax(0), 20, seed=0)
     assert len(scores) == 20 and max(scores) <= 0.5  # random never beats perfect play
@@ -181,7 +181,7 @@ def test_board_cnn_and_transformer_policies(model, game):
 def test_symmetric_maps_moves_as_pettingzoos_rules_do(game):
     """For each of a board's symmetries, the mapped moves played on a second board give exactly the
     image of the first board (every plane, Go's history too) and the image of its legal moves."""
-    from rlkit.opponents import BoardSymmetries
+    from rlkit.symmetry import BoardSymmetries
 
     cfg = env_cfg(game, "env.board_size=5") if game == "go" else env_cfg(game)
     probe = Game(cfg)
@@ -203,7 +203,7 @@ def test_symmetric_maps_moves_as_pettingzoos_rules_do(game):
 
 @pytest.mark.parametrize("game", ["connect_four", "tictactoe"])
 def test_a_symmetric_policy_plays_every_image_of_a_position_alike(game):
-    from rlkit.opponents import Symmetric
+    from rlkit.symmetry import Symmetric
 
     cfg = load_config([f"env={game}"])
     probe = Game(cfg.env)
@@ -231,8 +231,8 @@ def test_augmented_batch_holds_each_games_image_weighted_exactly_for_a_symmetric
     original (a decoupled weight of 1); a plain network does not."""
     from rlkit.algos.ppo import advantages
     from rlkit.nets import logp_entropy_value as evaluate
-    from rlkit.opponents import Symmetric
     from rlkit.rollout import Rollout
+    from rlkit.symmetry import Symmetric
 
     cfg = load_config([f"env={game}", "model=cnn"])
     envs = SelfPlay(cfg.env, 6, Fixed(RandomPlayer(0)))

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from rlkit import search
+from rlkit.games import connect_four as c4
 from tests.test_selfplay import CellValue, RandomNet, board
 
 
@@ -21,11 +22,11 @@ def test_drop_and_legal_follow_pettingzoo_move_for_move():
             obs, _, done, _, _ = env.last()
             if done:
                 break
-            assert (search.boards(mine, theirs)[0] == obs["observation"]).all()
-            assert (search.legal(mine, theirs)[0] == obs["action_mask"].astype(bool)).all()
+            assert (c4.boards(mine, theirs)[0] == obs["observation"]).all()
+            assert (c4.legal(mine, theirs)[0] == obs["action_mask"].astype(bool)).all()
             col = int(rng.choice(np.flatnonzero(obs["action_mask"])))
             env.step(col)
-            mine, theirs, end = search.drop(mine, theirs, np.array([col]))
+            mine, theirs, end = c4.drop(mine, theirs, np.array([col]))
             if env.terminations[env.agents[0]]:
                 mover = env.agent_selection  # PettingZoo leaves the turn with the side to move next
                 assert end[0] == env.rewards[mover] and end[0] in (-1.0, 0.0)
@@ -44,14 +45,14 @@ def test_a_full_board_without_four_is_a_draw():
                       [0, 1, 1, 0, 0, 1, 1]]).flatten()
     mine, theirs = owner == 0, owner == 1
     mine[0] = False  # the top of column 0: the last stone
-    _, after, end = search.drop(mine[None], theirs[None], np.array([0]))
+    _, after, end = c4.drop(mine[None], theirs[None], np.array([0]))
     assert after[0].sum() == 21 and end[0] == 0.0
     # A mover holding the top row's cells 0 to 2 completes four by the last drop, in column 3.
     mover = theirs.copy()
     mover[[0, 1, 2]] = True
     other = ~mover
     other[3] = False
-    _, _, end = search.drop(mover[None], other[None], np.array([3]))
+    _, _, end = c4.drop(mover[None], other[None], np.array([3]))
     assert end[0] == -1.0
 
 
@@ -68,8 +69,8 @@ def reference_visits(net, mine, theirs, mask, sims, c_puct=1.5):
     rate = search.rater(net, torch.device("cpu"))
 
     def expand(node):
-        prior, value = rate(node.mine[None], node.theirs[None], search.legal(node.mine[None], node.theirs[None]))
-        node.prior, node.legal = prior[0], search.legal(node.mine, node.theirs)
+        prior, value = rate(node.mine[None], node.theirs[None], c4.legal(node.mine[None], node.theirs[None]))
+        node.prior, node.legal = prior[0], c4.legal(node.mine, node.theirs)
         node.visits, node.total = np.zeros(7), np.zeros(7)
         return float(value[0])
 
@@ -83,7 +84,7 @@ def reference_visits(net, mine, theirs, mask, sims, c_puct=1.5):
             u = c_puct * node.prior * np.sqrt(node.visits.sum() + 1) / (1 + node.visits)
             col = int(np.argmax(np.where(node.legal, q + u, -np.inf)))
             if node.children[col] is None:
-                nm, nt, end = search.drop(node.mine[None], node.theirs[None], np.array([col]))
+                nm, nt, end = c4.drop(node.mine[None], node.theirs[None], np.array([col]))
                 node.children[col] = Node(nm[0], nt[0], end[0])
             path.append((node, col))
             node = node.children[col]
@@ -112,7 +113,7 @@ def test_array_search_visits_equal_the_plain_search():
 
 def test_root_noise_steers_the_search():
     mine, theirs = np.zeros((2, 42), bool), np.zeros((2, 42), bool)
-    mask = search.legal(mine, theirs)
+    mask = c4.legal(mine, theirs)
     noise = np.zeros((2, 7))
     noise[0, 5] = noise[1, 1] = 1.0
     trees = search.search(CellValue(), mine, theirs, mask, 20, noise=noise)

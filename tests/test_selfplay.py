@@ -9,8 +9,10 @@ from omegaconf import OmegaConf
 
 from rlkit import elo
 from rlkit.config import UsageError, load_config
-from rlkit.opponents import MCTS, AlphaBeta, Lookahead, Minimax, Player, RandomPlayer
+from rlkit.games.connect_four import landing, wins
+from rlkit.players import AlphaBeta, Minimax, Player, RandomPlayer
 from rlkit.pool import OpponentPool
+from rlkit.search import MCTS, Lookahead
 from tests.conftest import run_cli
 
 
@@ -59,7 +61,6 @@ def test_alphabeta_wins_and_blocks_in_connect_four():
 
 def test_alphabeta_values_equal_plain_minimax():
     """Pruning and the batched last ply change no value: a plain minimax over the same evaluation."""
-    from rlkit.opponents import _c4_wins
 
     def minimax(ab, mine, theirs, depth):
         filled = mine | theirs
@@ -69,11 +70,11 @@ def test_alphabeta_values_equal_plain_minimax():
             return ab.evaluate(mine, theirs)
         values = []
         for col in range(7):
-            cell = ab.drop(filled, col)
+            cell = landing(filled, col)
             if cell is None:
                 continue
             mine[cell] = True
-            values.append(ab.WIN + depth if _c4_wins(mine, cell) else -minimax(ab, theirs, mine, depth - 1))
+            values.append(ab.WIN + depth if wins(mine, cell) else -minimax(ab, theirs, mine, depth - 1))
             mine[cell] = False
         return max(values)
 
@@ -83,21 +84,21 @@ def test_alphabeta_values_equal_plain_minimax():
         for _ in range(4):
             mine, theirs = np.zeros(42, bool), np.zeros(42, bool)
             for _ in range(int(rng.integers(0, 12))):  # a random position, no line of four yet
-                open_columns = [c for c in range(7) if ab.drop(mine | theirs, c) is not None]
-                cell = ab.drop(mine | theirs, int(rng.choice(open_columns)))
+                open_columns = [c for c in range(7) if landing(mine | theirs, c) is not None]
+                cell = landing(mine | theirs, int(rng.choice(open_columns)))
                 mine[cell] = True
-                if _c4_wins(mine, cell):
+                if wins(mine, cell):
                     mine[cell] = False
                     break
                 mine, theirs = theirs, mine
             obs = np.stack([mine, theirs], -1).reshape(6, 7, 2).astype(np.int8)
             expect = {}
             for col in range(7):
-                cell = ab.drop(mine | theirs, col)
+                cell = landing(mine | theirs, col)
                 if cell is not None:
                     m = mine.copy()
                     m[cell] = True
-                    expect[col] = ab.WIN + depth if _c4_wins(m, cell) else -minimax(ab, theirs.copy(), m, depth - 1)
+                    expect[col] = ab.WIN + depth if wins(m, cell) else -minimax(ab, theirs.copy(), m, depth - 1)
             assert ab.move_values(obs) == expect
 
 
@@ -147,7 +148,7 @@ def test_lookahead_values_lines_of_play_with_the_network_from_the_movers_side():
     assert Lookahead(want_centre, depth=0).act(obs, mask) == 0  # the policy alone: the lowest column
     assert Lookahead(want_centre, depth=1).act(obs, mask) == 3  # take it ...
     assert Lookahead(want_centre, depth=2).act(obs, mask) == 3  # ... or the reply takes it
-    assert Lookahead(want_centre, depth=2).name == "policy+search2"
+    assert Lookahead(want_centre, depth=2).name == "policy+lookahead2"
     flat = CellValue()
     assert Lookahead(flat, depth=1).act(*board([35, 36, 37], [28, 29, 30], (6, 7))) == 3  # win at once
     threat = board([35, 36], [41, 34, 27], (6, 7))  # three of theirs in column 6
@@ -189,11 +190,11 @@ def test_mcts_wins_blocks_and_follows_the_value_head_within_the_mask():
 
 
 def test_search_options_are_checked():
-    from rlkit.opponents import load_player
+    from rlkit.agent import load_player
 
     c4, ttt = load_config(["env=connect_four"]).env, load_config(["env=tictactoe"]).env
     with pytest.raises(UsageError, match="choose one search"):
-        load_player("random", c4, search=2, mcts=50)
+        load_player("random", c4, lookahead=2, mcts=50)
     with pytest.raises(UsageError, match="mcts=5: the tree search needs Connect Four's rules"):
         load_player("random", ttt, mcts=5)
     with pytest.raises(UsageError, match="mcts must be 0 to"):
@@ -211,7 +212,7 @@ def test_alphabeta_beats_random_and_minimax_never_loses():
 
 def test_alphabeta_depth_in_its_name_and_its_cache_changes_no_move():
     from rlkit.envs.selfplay import play_match
-    from rlkit.opponents import baselines, make_baseline
+    from rlkit.players import baselines, make_baseline
 
     made = baselines("connect_four", depth=3)
     assert made["alphabeta"]().depth == 3 and made["alphabeta2"]().depth == 2 and made["alphabeta6"]().depth == 6
@@ -490,7 +491,7 @@ def test_arena_openings_option():
 
 
 def test_against_minimax_walks_every_line_of_perfect_play():
-    from rlkit.opponents import against_minimax
+    from rlkit.players import against_minimax
 
     class Perfect(Player):  # the lowest of minimax's best moves: deterministic and perfect
         def choose(self, observation, mask):
@@ -539,14 +540,16 @@ def test_a_trained_agent_of_every_board_game_loads_and_plays(game, train, tmp_pa
     out = main([f"env={game}", *size, f"agents=[{run},random]", "games=2", "symmetric=true"])
     assert f"{run}+sym vs random: " in out  # averaged over the board's symmetries, on any board size
     if game == "connect_four":  # the same agent looking two plies ahead
-        out = main([f"env={game}", f"agents=[{run},random]", "games=2", "search=2"])
-        assert f"{run}+search2 vs random: " in out
+        out = main([f"env={game}", f"agents=[{run},random]", "games=2", "lookahead=2"])
+        assert f"{run}+lookahead2 vs random: " in out
+        with pytest.raises(UsageError, match="search= is now called lookahead=: lookahead=2"):
+            main([f"env={game}", f"agents=[{run},random]", "search=2"])
         out = main([f"env={game}", f"agents=[{run},random]", "games=2", "mcts=8", "symmetric=true"])
         assert f"{run}+sym+mcts8 vs random: " in out
         check_exported_board_agent(run, tmp_path, capsys)
     else:
         with pytest.raises(UsageError, match="looking ahead needs Connect Four's rules"):
-            main([f"env={game}", *size, f"agents=[{run},random]", "search=2"])
+            main([f"env={game}", *size, f"agents=[{run},random]", "lookahead=2"])
 
 
 def check_exported_board_agent(run, tmp_path, capsys):

@@ -134,7 +134,7 @@ def test_an_exported_agent_plays_like_its_checkpoint_and_is_found_by_name(train,
 
 def test_board_games_are_drawn_in_the_terminal_move_by_move():
     from rlkit.envs.board import Game
-    from rlkit.opponents import Player
+    from rlkit.players import Player
     from rlkit.watch import board_game
 
     class Scripted(Player):

@@ -27,8 +27,11 @@ import torch
 from rlkit import search
 from rlkit.algos.common import step
 from rlkit.errors import UsageError
+from rlkit.games import connect_four as c4
 from rlkit.nets import log_policy
+from rlkit.symmetry import BoardSymmetries
 
+MIRROR = BoardSymmetries("connect_four", (c4.ROWS, c4.COLS), c4.COLS)  # views[1]: the mirror image
 ASYNC_ROLLOUT = False  # the search plays with the network being trained: no lagged copy
 AUGMENT = False        # the update mirrors positions itself
 
@@ -72,8 +75,8 @@ class SearchSelfPlay:
         mine, theirs = np.zeros((1, 42), bool), np.zeros((1, 42), bool)
         opened = self.rng.integers(self.openings + 1)
         for _ in range(opened):  # a game cannot end within the first 6 moves
-            col = self.rng.choice(np.flatnonzero(search.legal(mine, theirs)[0]))
-            mine, theirs, _ = search.drop(mine, theirs, np.array([col]))
+            col = self.rng.choice(np.flatnonzero(c4.legal(mine, theirs)[0]))
+            mine, theirs, _ = c4.drop(mine, theirs, np.array([col]))
         self.mine[i], self.theirs[i], self.opened[i], self.history[i] = mine[0], theirs[0], opened, []
 
     def _keep(self, i: int, end: float) -> None:
@@ -95,19 +98,19 @@ class SearchSelfPlay:
         made) and the games finished: (the first player's result, +1/0/-1, number of moves)."""
         cfg, episodes = self.cfg, []
         for _ in range(cfg.num_steps):
-            mask = search.legal(self.mine, self.theirs)
+            mask = c4.legal(self.mine, self.theirs)
             noise = self.rng.dirichlet(np.full(7, cfg.dirichlet_alpha), self.num_envs) * mask
             noise /= noise.sum(1, keepdims=True)
             trees = search.search(policy, self.mine, self.theirs, mask, cfg.sims, cfg.c_puct, self.device, noise)
             visits = trees.root_visits
             shares = visits / visits.sum(1, keepdims=True)
             moves = trees.best()
-            obs, targets = search.boards(self.mine, self.theirs), shares.astype(np.float32)
+            obs, targets = c4.boards(self.mine, self.theirs), shares.astype(np.float32)
             for i, history in enumerate(self.history):
                 if len(history) < cfg.temperature_moves:
                     moves[i] = self.rng.choice(7, p=shares[i])
                 history.append((obs[i], mask[i], targets[i]))
-            self.mine, self.theirs, end = search.drop(self.mine, self.theirs, moves)
+            self.mine, self.theirs, end = c4.drop(self.mine, self.theirs, moves)
             for i in np.flatnonzero(~np.isnan(end)):
                 self._keep(i, end[i])
                 length = self.opened[i] + len(self.history[i])
@@ -149,8 +152,8 @@ def update(policy, optimizer, batch, cfg) -> dict:
         idx = torch.randint(size, (cfg.batch_size,))
         obs, masks, pi, z = (batch[k][idx] for k in ("obs", "masks", "pi", "z"))
         flip = torch.rand(cfg.batch_size) < 0.5
-        obs = torch.where(flip[:, None, None, None], obs.flip(2), obs)  # columns are dim 2 of [B, 6, 7, 2]
-        masks, pi = (torch.where(flip[:, None], x.flip(1), x) for x in (masks, pi))
+        obs = torch.where(flip[:, None, None, None], MIRROR.view(obs, *MIRROR.views[1]), obs)
+        masks, pi = (torch.where(flip[:, None], x[:, MIRROR.maps[1][0]], x) for x in (masks, pi))
         obs, masks, pi, z = (x.to(device, non_blocking=True) for x in (obs, masks, pi, z))
         logits, value = policy(obs, masks)
         logp = log_policy(logits)

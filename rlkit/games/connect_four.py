@@ -1,0 +1,74 @@
+"""Connect Four's rules, once, in arrays: boards are the mover's stones and the other side's,
+42 cells each, row-major with row 0 at the top, as PettingZoo shows them. Batched (`legal`,
+`drop`, `boards`: many games at a time, for the tree search and algo=alphazero) and for one
+position (`landing`, `wins`, `move`: alpha-beta and lookahead); tested move for move against
+PettingZoo's game (tests/test_search.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+ROWS, COLS = 6, 7
+
+
+def _lines() -> np.ndarray:
+    """The 69 lines of four, as cell indices [69, 4]."""
+    lines = []
+    for r in range(ROWS):
+        for c in range(COLS):
+            for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+                cells = [(r + k * dr, c + k * dc) for k in range(4)]
+                if all(0 <= rr < ROWS and 0 <= cc < COLS for rr, cc in cells):
+                    lines.append([rr * COLS + cc for rr, cc in cells])
+    return np.array(lines)
+
+
+LINES = _lines()
+
+
+def legal(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """[..., 42] boards -> [..., 7]: the columns with room (their top cell empty)."""
+    return ~(mine | theirs)[..., :COLS]
+
+
+def drop(mine: np.ndarray, theirs: np.ndarray, cols: np.ndarray):
+    """The movers (holding `mine`, [B, 42]) drop a stone in `cols` (legal ones). Returns the
+    position for the side to move next, as (its stones, the other side's), and the game's result
+    for that side: -1.0 lost, 0.0 drawn, NaN still open."""
+    filled = (mine | theirs).reshape(-1, ROWS, COLS)
+    rows = ROWS - 1 - filled[np.arange(len(cols)), :, cols].sum(1)
+    after = mine.copy()
+    after[np.arange(len(cols)), rows * COLS + cols] = True
+    won = after[:, LINES].all(-1).any(-1)
+    full = (after | theirs).all(-1)
+    return theirs.copy(), after, np.where(won, -1.0, np.where(full, 0.0, np.nan))
+
+
+def boards(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """[B, 42] stones -> [B, 6, 7, 2] int8 planes, as PettingZoo shows the mover."""
+    return np.stack([mine, theirs], -1).reshape(-1, ROWS, COLS, 2).astype(np.int8)
+
+
+THROUGH = [LINES[(LINES == i).any(1)] for i in range(ROWS * COLS)]  # the lines of four through each cell
+
+
+def landing(filled: np.ndarray, col: int) -> int | None:
+    """The cell a stone dropped in `col` lands on (`filled`: [42] bool), or None if the column is full."""
+    for row in range(ROWS - 1, -1, -1):
+        if not filled[row * COLS + col]:
+            return row * COLS + col
+    return None
+
+
+def wins(stones: np.ndarray, cell: int) -> bool:
+    """Whether the stone just played on `cell` completes a line of four of `stones`."""
+    return bool(stones[THROUGH[cell]].all(1).any())
+
+
+def move(mine: np.ndarray, theirs: np.ndarray, col: int):
+    """One position: the mover (holding `mine`) drops a stone in `col`. Returns the mover's stones
+    after it and the game's result for the side to move next: -1.0 lost, 0.0 drawn, None still
+    open; (None, None) when the column is full."""
+    if (mine | theirs)[col]:  # the column's top cell
+        return None, None
+    _, after, end = drop(mine[None], theirs[None], np.array([col]))
+    return after[0], None if np.isnan(end[0]) else float(end[0])
