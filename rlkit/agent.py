@@ -19,6 +19,8 @@ import torch
 from gymnasium import spaces as gym_spaces
 
 from rlkit import checkpoint
+from rlkit.config import DEVICE
+from rlkit.envs.board import Game
 from rlkit.errors import UsageError
 from rlkit.nets import make_policy
 from rlkit.players import MAX_LOOKAHEAD, MAX_SIMS, Player, PolicyPlayer, baselines, names
@@ -52,13 +54,25 @@ class Agent:
         from rlkit.envs import make_env
 
         env = make_env(self.cfg.env, render_mode=render_mode)
-        trained = None if self.observation_space is None else (self.observation_space.shape, self.action_space.n)
-        if self.cfg.env.family != "board" and trained not in (None, (env.observation_space.shape, env.action_space.n)):
+        board = self.cfg.env.family == "board"
+        seat = env.possible_agents[0] if board else None
+        obs_space, act_space = (env.observation_space(seat)["observation"], env.action_space(seat)) if board \
+            else (env.observation_space, env.action_space)
+        try:
+            self.check_game(obs_space.shape, act_space.n, self.cfg.env.get("game", self.cfg.env.name))
+        except UsageError:
             env.close()
-            raise UsageError(f"{self.path}: the agent takes observations {self.observation_space.shape} and "
-                             f"{self.action_space.n} actions, but its game gives {env.observation_space.shape} and "
-                             f"{env.action_space.n}")
+            raise
         return env
+
+    def check_game(self, observation_shape, num_actions: int, game: str) -> None:
+        """That a game gives what this agent's network takes (a file may say any game)."""
+        if self.observation_space is None:
+            return
+        if (tuple(observation_shape), int(num_actions)) != (self.observation_space.shape, self.action_space.n):
+            raise UsageError(f"{self.path}: the agent takes observations {self.observation_space.shape} and "
+                             f"{self.action_space.n} actions, but {game} gives {tuple(observation_shape)} and "
+                             f"{num_actions}")
 
     @torch.inference_mode()
     def explain(self, observation, action_mask=None) -> tuple[np.ndarray, float]:
@@ -83,7 +97,7 @@ class Agent:
 
 def pick_device(name: str) -> torch.device:
     """`auto`, `cpu`, `cuda`, `cuda:N` or `mps`, where this machine has it."""
-    if not (name in ("auto", "cpu", "cuda", "mps") or name.startswith("cuda:") and name[5:].isdigit()):
+    if not DEVICE.fullmatch(name):
         raise UsageError(f"device must be one of: auto, cpu, cuda, cuda:N, mps; got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -94,10 +108,10 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def policy_for(weights: dict, model_cfg, observation_space, action_space, board: bool, where) -> torch.nn.Module:
-    """The network a file's config describes, holding the file's weights. Its shapes are compared
-    with the weights' on PyTorch's meta device first (no memory, no arithmetic), so a config
-    that asks for a network larger than the file's own tensors never allocates it."""
+def check_fits(weights: dict, model_cfg, observation_space, action_space, board: bool, where) -> None:
+    """That the network a file's config describes has exactly the shapes of the file's weights,
+    found on PyTorch's meta device (no memory, no arithmetic): a config that asks for a network
+    larger than the file's own tensors never allocates it."""
     with torch.device("meta"):
         shell = make_policy(model_cfg, observation_space, action_space, board=board)
     want = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
@@ -106,6 +120,11 @@ def policy_for(weights: dict, model_cfg, observation_space, action_space, board:
         diff = sorted(set(want) ^ set(have)) or [k for k in want if want[k] != have[k]]
         raise UsageError(f"{where}: weights do not fit the network its config describes (first difference: "
                          f"{diff[0][:80]} {have.get(diff[0], 'missing')} vs {want.get(diff[0], 'not in the network')})")
+
+
+def policy_for(weights: dict, model_cfg, observation_space, action_space, board: bool, where) -> torch.nn.Module:
+    """The network a file's config describes, holding the file's weights (checked by `check_fits` first)."""
+    check_fits(weights, model_cfg, observation_space, action_space, board, where)
     policy = make_policy(model_cfg, observation_space, action_space, board=board)
     policy.load_state_dict(weights)
     return policy
@@ -161,6 +180,8 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
         raise UsageError(f"agent {spec} was trained on {what}"
                          f"{f' {trained.board_size}x{trained.board_size}' if what == 'go' else ''}, "
                          f"not on {env_cfg.game}")
+    game = Game(env_cfg)
+    agent.check_game(game.observation_space.shape, game.num_actions, env_cfg.game)
     if seed is not None:
         torch.manual_seed(seed)
     label = label or Path(spec).name or spec

@@ -32,6 +32,8 @@ FORMAT = "rlkit-checkpoint-2"  # -2 added the digest; -1 files (no digest) still
 FORMATS = ("rlkit-checkpoint-1", FORMAT)
 STEP_FILE = re.compile(r"step_(\d{1,15})\.safetensors")  # the only periodic names written (and read)
 MAX_OBS_DIMS, MAX_OBS_SIZE, MAX_OBS_VALUES, MAX_ACTIONS = 4, 4096, 1 << 24, 65536
+DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8, torch.int8, torch.int16,
+          torch.int32, torch.int64, torch.bool)  # what checkpoints hold (weights, optimizer, RNG, windows)
 OBS_DTYPES = ("uint8", "int8", "bool", "float32", "float64", "int32", "int64")
 
 
@@ -122,6 +124,9 @@ def load(path, device="cpu") -> dict:
         if meta.get("format") not in FORMATS:
             raise ValueError(f"format is {str(meta.get('format'))[:40]!r}, expected {FORMAT!r}")
         tensors = load_file(str(path))
+        odd = next((k for k, v in tensors.items() if v.dtype not in DTYPES), None)
+        if odd is not None:
+            raise ValueError(f"tensor {odd[:80]} is {tensors[odd].dtype}, which rlkit never writes")
         if meta["format"] != FORMATS[0] and meta.get("digest") != digest(tensors, meta):
             raise ValueError("its contents do not match the digest in its header: the file is damaged")
         parsed = {k: json.loads(meta[k]) for k in ("config", "spaces", "counters", "optim_groups", "rng")}

@@ -113,7 +113,11 @@ def load_run(run_dir: Path) -> dict:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 1, "tensors": 1})
-    events.Reload()
+    try:
+        events.Reload()
+    except Exception as e:  # TensorBoard's reader raises what it meets in a damaged events file  # noqa: BLE001
+        raise UsageError(f"{run_dir}: its TensorBoard events cannot be read ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'})") from None
     if "episode/return" in events.Tags()["scalars"]:
         start = events.FirstEventTimestamp()
         episodes = [(e.step, e.value, e.wall_time - start) for e in events.Scalars("episode/return")]
@@ -142,8 +146,9 @@ def run_config(run_dir: Path):
         raise UsageError(f"{file} is larger than any config rlkit writes")
     try:
         raw = yaml.safe_load(file.read_text(errors="replace"))
-    except yaml.YAMLError as e:
-        raise UsageError(f"{file} is not valid YAML ({str(e).splitlines()[0][:120]})") from None
+    except (yaml.YAMLError, RecursionError, ValueError) as e:  # deep nesting, a 5,000-digit integer
+        why = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise UsageError(f"{file} is not valid YAML ({why})") from None
     peer = raw.pop("peer", None) if isinstance(raw, dict) else None
     if peer is not None and peer not in PEERS:
         raise UsageError(f"{file}: peer {str(peer)[:40]!r} is not one of: {', '.join(PEERS)}")

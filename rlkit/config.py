@@ -21,6 +21,7 @@ from rlkit.envs import check_game
 from rlkit.errors import RunError, UsageError  # noqa: F401  (re-exported: rlkit.config.UsageError)
 
 GROUPS = ("env", "algo", "model", "runner")
+DEVICE = re.compile(r"auto|cpu|cuda|mps|cuda:[0-9]{1,2}")  # ASCII digits: '²'.isdigit() is True
 
 
 def config_dir() -> Path:
@@ -114,7 +115,7 @@ def _type_name(value: Any) -> str:
 NULLABLE = {"run_dir": str, "resume": str, "algo.target_kl": float, "env.max_episode_steps": int}
 # Lists: (element type, fewest, most elements, (lowest, highest) element for numbers).
 LISTS = {"env.size": (int, 2, 2, (8, 1024)), "model.channels": (int, 1, 8, (1, 1024)),
-         "env.selfplay.baselines": (str, 0, 16, None)}
+         "env.selfplay.baselines": (str, 1, 16, None)}
 
 
 def _is(value: Any, kind: type) -> bool:
@@ -173,13 +174,13 @@ RANGES = {
     "env.repeat_action_probability": (0, 1), "env.board_size": (2, 19), "env.komi": (-1000, 1000),
     "env.selfplay.snapshot_every": (0, BIG), "env.selfplay.max_snapshots": (0, 1000),
     "env.selfplay.latest_prob": (0, 1), "env.selfplay.priority_power": (0, 100), "env.selfplay.score_rate": (0, 1),
-    "env.selfplay.eval_games": (0, 10**6), "env.selfplay.eval_opponents": (0, 1000), "env.selfplay.elo_k": (0, 1000),
+    "env.selfplay.eval_games": (0, 10**4), "env.selfplay.eval_opponents": (0, 100), "env.selfplay.elo_k": (0, 1000),
     "env.selfplay.opening_moves": (0, 400), "env.selfplay.opponent_explore": (0, 1),
     "algo.lr": (0, 10), "algo.num_steps": (0, 10**6), "algo.gamma": (0, 1), "algo.gae_lambda": (0, 1),
     "algo.epochs": (0, 10**4), "algo.minibatches": (0, 10**6), "algo.clip_coef": (0, 10), "algo.ent_coef": (0, 100),
     "algo.vf_coef": (0, 100), "algo.max_grad_norm": (0, 1e6), "algo.target_kl": (0, 100),
     "algo.sims": (0, 10**5), "algo.c_puct": (0, 100), "algo.dirichlet_alpha": (0, 100),
-    "algo.temperature_moves": (0, 10**4), "algo.replay_size": (0, 10**8), "algo.batch_size": (0, 10**6),
+    "algo.temperature_moves": (0, 10**4), "algo.replay_size": (0, 10**7), "algo.batch_size": (0, 10**6),
     "algo.replay_ratio": (0, 10**4),
     "model.hidden": (0, 16384), "model.layers": (0, 64), "model.dim": (0, 4096), "model.heads": (0, 64),
     "model.patch": (0, 256), "model.dropout": (0, 0.99),
@@ -217,7 +218,7 @@ def _check_ranges(cfg: DictConfig) -> None:
         if valid and value is not None and value not in valid:
             raise UsageError(f"{key} must be one of: {', '.join(valid)}; got {value!r}")
     device = str(cfg.device)
-    if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:") and device[5:].isdigit()):
+    if not DEVICE.fullmatch(device):
         raise UsageError(f"device must be one of: auto, cpu, cuda, cuda:N, mps; got {device!r}")
     model = cfg.model
     if "heads" in model and model.dim % model.heads:
@@ -319,9 +320,12 @@ def _plain(value: Any, where: str, source: str, depth: int = 0, count: list | No
         for v in value:
             _plain(v, where, source, depth + 1, count)
     elif isinstance(value, str):
-        if "${" in value or len(value) > MAX_TEXT:
+        if "${" in value or len(value) > MAX_TEXT or value == "???":
             raise UsageError(f"{source}: {where} holds {value[:40]!r}: a loaded config is data, and "
-                             f"interpolations (${{...}}) and texts over {MAX_TEXT} characters are refused")
+                             f"interpolations (${{...}}), missing values (???) and texts over {MAX_TEXT} "
+                             f"characters are refused")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        raise UsageError(f"{source}: {where} holds an integer beyond 64 bits")
     elif not (value is None or isinstance(value, (bool, int, float))):
         raise UsageError(f"{source}: its config holds {type(value).__name__} at {where}, which is not a value")
 
@@ -357,11 +361,12 @@ def stored_config(raw: Any, source: str) -> tuple[DictConfig, list[str]]:
         group, _, name = key.rpartition(".")
         if OmegaConf.select(current, key) is None and isinstance(OmegaConf.select(stored, group), DictConfig):
             OmegaConf.select(stored, group).pop(name, None)
-    known = set(_leaves(current)) | {k for k in _groups(current)}
-    unknown = [k for k in _leaves(stored) if k not in known] + [k for k in _groups(stored) if k not in known]
+    leaves, groups = set(_leaves(current)), set(_groups(current))
+    unknown = [k for k in _leaves(stored) if k not in leaves] + [k for k in _groups(stored) if k not in groups]
     if unknown:
-        raise UsageError(f"{source}: its config has the key {unknown[0]!r}, which rlkit does not know "
-                         f"(or not as a {'group' if unknown[0] in set(_groups(stored)) else 'value'})")
+        kind = "a group" if unknown[0] in groups else "a value" if unknown[0] in leaves else None
+        raise UsageError(f"{source}: its config has the key {unknown[0]!r}, which rlkit does not know"
+                         + (f" as a {'value' if kind == 'a group' else 'group'} (it is {kind})" if kind else ""))
     have = set(_leaves(stored))
     filled = [k for k in _leaves(current) if k not in have]
     if current.env.family != stored.env.get("family", current.env.family):
@@ -371,9 +376,12 @@ def stored_config(raw: Any, source: str) -> tuple[DictConfig, list[str]]:
     for key in filled:
         if key in LEGACY:
             OmegaConf.update(merged, key, LEGACY[key])
-    _check_types(merged, current)
-    _check_ranges(merged)
-    check_game(merged.env)
+    try:
+        _check_types(merged, current)
+        _check_ranges(merged)
+        check_game(merged.env)
+    except UsageError as e:
+        raise UsageError(f"{source}: {e}") from None
     OmegaConf.set_struct(merged, True)
     return merged, [f"{k}={OmegaConf.select(merged, k)}" for k in filled]
 

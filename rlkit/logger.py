@@ -96,6 +96,7 @@ def _after_existing_event_files(run_dir: Path) -> None:
     second as the run it continues (one process calling train twice) could sort before it, and
     then the purge would apply to the wrong file. Waiting for the next second rules that out."""
     seconds = (p.name.split(".")[3] for p in run_dir.glob("events.out.tfevents.*"))
-    newest = max((int(s) for s in seconds if s.isdigit()), default=0)
+    now = int(time.time())  # a name from the future is no file this machine wrote: never waited for
+    newest = max((int(s) for s in seconds if s.isdigit() and len(s) < 12 and int(s) <= now + 1), default=0)
     while int(time.time()) <= newest:
         time.sleep(0.05)

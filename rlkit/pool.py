@@ -137,16 +137,18 @@ class OpponentPool:
 
     def load_state(self, state: dict) -> None:
         """What `state()` wrote; anything else (a damaged or hand-made file) is a ValueError before
-        the pool changes: members of known kinds with finite numbers, baselines this game has, and
+        the pool changes: members of known kinds with numbers in range, baselines this game has, and
         each snapshot's weights shaped as this pool's networks."""
         meta = state["meta"]
         members = meta.get("members") if isinstance(meta, dict) else None
-        fields = ("elo", "score", "games")
+        bounds = {"elo": (-1e4, 1e4), "score": (0.0, 1.0), "games": (0, 1e12)}
+
         def sane(m) -> bool:
             return isinstance(m, dict) and m.get("kind") in ("baseline", "snapshot") and all(
-                isinstance(m.get(k), (int, float)) and np.isfinite(m[k]) for k in fields)
+                isinstance(m.get(k), (int, float)) and not isinstance(m[k], bool) and lo <= m[k] <= hi
+                for k, (lo, hi) in bounds.items())
 
-        if not isinstance(members, dict) or not all(sane(m) for m in members.values()) \
+        if not isinstance(members, dict) or not members or not all(sane(m) for m in members.values()) \
                 or not isinstance(meta.get("last_snapshot", 0), (int, type(None))):
             raise ValueError("its opponent pool's members are not what rlkit writes")
         unknown = [n for n, m in members.items() if m["kind"] == "baseline" and n not in self.builtin]

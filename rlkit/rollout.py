@@ -25,6 +25,7 @@ from rlkit.errors import RunError, UsageError
 from rlkit.nets import log_policy, logp_entropy_value
 
 MAX_ENV_RESTARTS = 10
+MAX_ROLLOUT_BYTES = 16 * 2**30  # a rollout's buffers (observations, actions, log-probabilities, values, masks)
 PER_ENV = ("last_value", "next_obs", "next_mask")  # a batch's [N, ...] entries; the others are [T, N, ...]
 
 
@@ -61,6 +62,11 @@ class Rollout:
         self.num_envs = n = sum(e.num_envs for e in self.groups)
         space = self.groups[0].single_observation_space
         dtype = torch.uint8 if space.dtype == np.uint8 else torch.float32
+        need = self.T * n * (int(np.prod(space.shape)) * dtype.itemsize + 16 + self.action_space.n)
+        if need > MAX_ROLLOUT_BYTES:
+            raise UsageError(f"a rollout of {self.T} steps x {n} envs of {tuple(space.shape)} observations needs "
+                             f"{need / 2**30:.0f} GiB; at most {MAX_ROLLOUT_BYTES // 2**30} GiB: lower algo.num_steps "
+                             f"or num_envs")
         self.obs = torch.zeros((self.T, n, *space.shape), dtype=dtype, device=device)
         self.actions = torch.zeros((self.T, n), dtype=torch.long, device=device)
         self.logprobs, self.values = (torch.zeros((self.T, n), device=device) for _ in range(2))

@@ -81,6 +81,7 @@ def watch_board(agent, opts) -> list[float]:
     other = me if opts["opponent"] == "self" else load_player(opts["opponent"], agent.cfg.env, seed=opts["seed"])
     torch.manual_seed(opts["seed"])
     game, results = Game(agent.cfg.env), []
+    agent.check_game(game.observation_space.shape, game.num_actions, agent.cfg.env.game)
     for i in range(opts["episodes"]):
         game.reset(seed=opts["seed"] + i)
         players = (me, other) if i % 2 == 0 else (other, me)

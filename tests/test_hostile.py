@@ -15,7 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import rlkit
-from rlkit import checkpoint, compare, train, watch
+from rlkit import arena, checkpoint, compare, train, watch
 from rlkit.config import cli
 from rlkit.errors import RunError, UsageError
 from tests.conftest import ROOT
@@ -185,7 +185,10 @@ CFG_BODIES = {
     "gameargs": "GameArgs = -file pwn.sh",
     "wad outside": "doom_scenario_path = ../outside.wad",
     "absolute iwad": "doom_game_path = /usr/share/games/doom/doom.wad",
-    "engine config outside": "doom_config_path = ../../etc/zdoom.ini",
+    "engine config": "doom_config_path = engine.ini",  # its AutoExec section runs console scripts from anywhere
+    "vertical tab": "vizdoom_path\v= pwn.sh",            # ViZDoom splits lines at \n only and trims \v
+    "form feed": "game_args\f+= +logfile x",
+    "carriage return": "vizdoom_path\r= pwn.sh",
 }
 
 
@@ -193,16 +196,17 @@ CFG_BODIES = {
 def test_a_scenario_from_the_command_line_may_not_start_a_program_or_reach_outside(case, tmp_path, canary, capsys):
     cfg = evil_cfg(tmp_path / "mine", CFG_BODIES[case])
     (tmp_path / "mine" / "pwn.sh").symlink_to(tmp_path / "pwn.sh")
-    reaches_out = case in ("wad outside", "absolute iwad", "engine config outside")
+    match = {"wad outside": "outside its own folder", "absolute iwad": "outside its own folder",
+             "vertical tab": "control character '\\x0b'", "form feed": "control character '\\x0c'"}.get(
+        case, "which makes ViZDoom start a program, run an engine config or pass engine arguments; refused")
     refused(train.main, ["env=doom", f"env.scenario={cfg}", "total_steps=64", f"run_dir={tmp_path / 'r'}",
-                         "progress=false"], capsys, "outside its own folder" if reaches_out else
-            "which makes ViZDoom start a program or pass engine arguments; refused")
+                         "progress=false"], capsys, match)
     assert not (tmp_path / "r").exists()
 
 
 def test_a_symlinked_file_out_of_the_scenario_folder_is_refused(tmp_path, canary, capsys):
-    cfg = evil_cfg(tmp_path / "mine", "doom_config_path = engine.ini")
-    (tmp_path / "mine" / "engine.ini").symlink_to("/etc/hostname")
+    cfg = evil_cfg(tmp_path / "mine", "doom_game_path = doom2.wad")
+    (tmp_path / "mine" / "doom2.wad").symlink_to("/etc/hostname")
     refused(train.main, ["env=doom", f"env.scenario={cfg}", f"run_dir={tmp_path / 'r'}"], capsys,
             "outside its own folder")
 
@@ -452,3 +456,157 @@ def test_fuzzed_headers_never_end_in_a_traceback_or_run_code(cartpole, tmp_path,
             outcomes["refused"] += 1
         assert time.perf_counter() - start < 10, cfg
     assert outcomes["refused"] > 300 and outcomes["loaded"] > 10, outcomes
+
+
+# --- found by attacking the loader (issue 21's review) -------------------------------------------
+
+MORE_CONFIGS = {
+    "missing value": (setting("env.id", "???"), "missing values (???)"),
+    "value as a group": (setting("env.max_episode_steps", {"a": 1}), "'env.max_episode_steps.a', which rlkit does not"),
+    "huge integer": (setting("seed", 2**4000), "an integer beyond 64 bits"),
+    "unicode device": (setting("device", "cuda:²"), "device must be one of"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MORE_CONFIGS))
+def test_more_configs_outside_the_rules(case, cartpole, tmp_path, capsys):
+    edit, match = MORE_CONFIGS[case]
+    bad = forge(checkpoint.latest(cartpole), tmp_path / "x.safetensors", config=edit)
+    err = refused(watch.main, [f"agent={bad}", "record=none"], capsys, match)
+    assert str(bad) in err  # the file is named
+
+
+def test_a_group_replaced_by_a_value_is_refused(tmp_path, capsys):
+    bad = forge(C4, tmp_path / "x.safetensors", config=setting("env.selfplay", 5))
+    refused(watch.main, [f"agent={bad}"], capsys,
+            "'env.selfplay', which rlkit does not know as a value (it is a group)")
+
+
+def test_a_tensor_dtype_rlkit_never_writes_is_refused(cartpole, tmp_path, capsys):
+    meta, tensors = read(checkpoint.latest(cartpole))
+    name = next(k for k in tensors if k.startswith("model."))
+    bad = forge(checkpoint.latest(cartpole), tmp_path / "x.safetensors",
+                tensors={name: tensors[name].to(torch.float8_e4m3fn)})
+    refused(watch.main, [f"agent={bad}", "record=none"], capsys, "torch.float8_e4m3fn, which rlkit never writes")
+
+
+def test_a_board_agent_whose_game_does_not_fit_its_network_is_refused(tmp_path, capsys):
+    bad = forge(C4, tmp_path / "x.safetensors", config=setting("env.game", "tictactoe"))
+    refused(watch.main, [f"agent={bad}"], capsys, "the agent takes observations (6, 7, 2) and 7 actions, but "
+                                                   "tictactoe gives (3, 3, 2) and 9")
+    go = forge(ROOT / "agents" / "go" / "agent.safetensors", tmp_path / "go.safetensors",
+               config=setting("env.board_size", 13))  # a 9x9 network said to be 13x13's
+    refused(arena.main, ["env=go", "env.board_size=13", f"agents=[{go},random]", "games=1"], capsys,
+            "the agent takes observations (9, 9, 17) and 82 actions, but go gives (13, 13, 17) and 170")
+
+
+def test_resume_never_writes_through_a_symbolic_link(cartpole, tmp_path, capsys):
+    import shutil
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    run = tmp_path / "run"
+    shutil.copytree(cartpole, run)
+    (run / "config.yaml").unlink()
+    (run / "config.yaml").symlink_to(victim)
+    refused(train.main, [f"resume={run}", "total_steps=1024"], capsys, "config.yaml is a symbolic link")
+    (run / "config.yaml").unlink()
+    other = tmp_path / "other"
+    shutil.copytree(cartpole, other)
+    shutil.rmtree(run / "checkpoints")
+    (run / "checkpoints").symlink_to(other / "checkpoints")
+    refused(train.main, [f"resume={run}", "total_steps=1024"], capsys, "checkpoints is a symbolic link")
+    assert victim.read_text() == "precious" and sorted(p.name for p in (other / "checkpoints").iterdir()) == \
+        ["final.safetensors", "step_256.safetensors"]
+
+
+def test_an_events_file_from_the_future_does_not_hang_resume(cartpole, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(cartpole, run)
+    (run / "events.out.tfevents.99999999999.host.1.0").write_bytes(b"")
+    start = time.perf_counter()
+    train.main([f"resume={run}", "total_steps=768", "progress=false"])
+    assert time.perf_counter() - start < 60
+
+
+def test_sizes_a_resumed_file_asks_for_are_refused_before_they_are_allocated(cartpole, tmp_path, capsys):
+    import shutil
+
+    for name, edit, match in (
+            ("wide", setting("model.hidden", 16384), "weights do not fit the network its config describes"),
+            ("long", lambda c: {**setting("num_envs", 4096)(c), "algo": {**c["algo"], "num_steps": 1000000}},
+             "GiB; at most 16 GiB: lower algo.num_steps or num_envs"),
+    ):
+        run = tmp_path / name
+        shutil.copytree(cartpole, run)
+        final = run / "checkpoints" / "final.safetensors"
+        forge(final, final, config=edit)
+        (run / "checkpoints" / "step_256.safetensors").unlink()
+        start = time.perf_counter()
+        refused(train.main, [f"resume={run}", "total_steps=10000"], capsys, match)
+        assert time.perf_counter() - start < 30
+    with pytest.raises(UsageError, match=r"env.selfplay.eval_games must be in \[0, 10000\]"):
+        rlkit.load_agent(forge(C4, tmp_path / "x.safetensors", config=setting("env.selfplay.eval_games", 10**6)))
+
+
+def test_ray_and_compile_in_a_checkpoint_are_not_turned_on_by_resume(cartpole, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(cartpole, run)
+    final = run / "checkpoints" / "final.safetensors"
+    forge(final, final, config=lambda c: {**c, "compile": True, "runner": {"name": "ray", "workers": 2,
+          "cpus_per_worker": 1.0, "max_restarts": 10, "start_timeout": 300}})
+    train.main([f"resume={run}", "total_steps=768", "progress=false"])
+    assert "ran with runner=ray, compile=true, which a checkpoint cannot turn on" in capsys.readouterr().err
+    cfg = checkpoint.load(final)["config"]
+    assert cfg.runner.name == "local" and cfg.compile is False
+
+
+def test_damaged_optimizer_rng_and_pool_parts_are_refused_on_resume(tmp_path, capsys):
+    run = train.main(["env=connect_four", "num_envs=4", "algo.num_steps=8", "total_steps=32", "progress=false",
+                      "env.selfplay.eval_games=2", f"run_dir={tmp_path / 'c4'}"])
+    final = run / "checkpoints" / "final.safetensors"
+    pristine = final.read_bytes()
+    meta, tensors = read(final)
+    groups = json.loads(meta["optim_groups"])
+    rng = json.loads(meta["rng"])
+    pool = json.loads(meta["pool"])
+    exp_avg = next(k for k in tensors if k.endswith(".exp_avg"))
+    cases = {
+        "betas": ({"optim_groups": json.dumps([{**groups[0], "betas": "ab"}])}, {}),
+        "amsgrad": ({"optim_groups": json.dumps([{**groups[0], "amsgrad": True}])}, {}),
+        "exp_avg shape": ({}, {exp_avg: torch.zeros(1)}),
+        "python rng": ({"rng": json.dumps({**rng, "python": [3, [2**80] + rng["python"][1][1:], None]})}, {}),
+        "no members": ({"pool": json.dumps({**pool, "members": {}})}, {}),
+        "score 1.5": ({"pool": json.dumps({**pool, "members": {k: {**m, "score": 1.5}
+                                                                for k, m in pool["members"].items()}})}, {}),
+        "pool rng": ({"pool": json.dumps({**pool, "rng": {**pool["rng"], "state": {"state": 2**200, "inc": 1}}})},
+                     {}),
+    }
+    for case, (meta_edit, tensor_edit) in cases.items():
+        final.write_bytes(pristine)
+        forge(final, final, meta=meta_edit, tensors=tensor_edit)
+        err = refused(train.main, [f"resume={run}", "total_steps=64"], capsys, "cannot resume")
+        assert case and "does not fit this run" in err
+
+
+def test_a_damaged_events_file_or_config_in_a_run_folder_is_one_line_for_compare(cartpole, tmp_path, capsys):
+    import shutil
+    import struct
+
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    run = tmp_path / "run"
+    shutil.copytree(cartpole, run)
+    for events in run.glob("events.out.tfevents.*"):
+        events.unlink()
+    header = struct.pack("<Q", 2**40)
+    (run / "events.out.tfevents.1.host.1.0").write_bytes(header + struct.pack("<I", masked_crc32c(header)))
+    refused(compare.main, [f"runs=[{run}]", f"out={tmp_path / 'out'}"], capsys,
+            "its TensorBoard events cannot be read")
+    (run / "events.out.tfevents.1.host.1.0").unlink()
+    (run / "config.yaml").write_text("[" * 200000)
+    refused(compare.main, [f"runs=[{run}]", f"out={tmp_path / 'out'}"], capsys, "is not valid YAML")

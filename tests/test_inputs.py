@@ -1,6 +1,7 @@
 """Every command's input is checked before any work (issue 21): one line, a non-zero exit, no
 traceback, no run folder left behind, and nothing already saved lost (full disk, read-only folder)."""
 import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -84,14 +85,14 @@ def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_checkpoints_written
 def test_a_read_only_run_folder_is_found_before_resuming(tmp_path, monkeypatch, capsys):
     run = train.main([*CARTPOLE, "total_steps=128", f"run_dir={tmp_path / 'r'}"])
     before = (run / "checkpoints" / "final.safetensors").read_bytes()
-    real = Path.write_bytes
+    real = os.open
 
-    def read_only(self, data):
-        if run in self.parents:
+    def read_only(path, flags, *args, **kwargs):
+        if run in Path(path).parents and flags & os.O_CREAT:
             raise OSError(errno.EROFS, "Read-only file system")
-        return real(self, data)
+        return real(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_bytes", read_only)  # root ignores chmod: the file system says no here
+    monkeypatch.setattr(os, "open", read_only)  # root ignores chmod: the file system says no here
     refused(train.main, [f"resume={run}", "total_steps=256"], capsys,
             "(Read-only file system); copy the run folder somewhere writable and resume it there")
     assert (run / "checkpoints" / "final.safetensors").read_bytes() == before

@@ -129,8 +129,9 @@ def test_too_many_dead_workers_stop_with_one_line_and_the_ray_run_resumes(cluste
         train(*CARTPOLE, "runner=ray", "runner.max_restarts=0", "checkpoint_every=128", name="cap")
     run = tmp_path / "cap"
     assert checkpoint.latest(run).name == "step_256.safetensors"  # the learner's last checkpoint is intact
-    # ... and resumes from it, with other runner settings: one worker, so half as wide a batch.
-    main([f"resume={run}", "runner.max_restarts=10", "runner.workers=1", "progress=false"])
+    # ... and resumes from it, with other runner settings: one worker, so half as wide a batch. Ray is
+    # named again: a checkpoint alone never starts it (tests/test_hostile.py).
+    main([f"resume={run}", "runner=ray", "runner.max_restarts=10", "runner.workers=1", "progress=false"])
     ckpt = checkpoint.load(run / "checkpoints" / "final.safetensors")
     assert ckpt["counters"]["step"] == 512
     assert ckpt["config"]["runner"]["name"] == "ray" and ckpt["config"]["runner"]["workers"] == 1

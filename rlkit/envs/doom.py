@@ -16,9 +16,10 @@ ENVS_DIR = Path(__file__).resolve().parents[2] / "envs" / "doom"
 
 
 # ViZDoom's .cfg keys (lower case, underscores dropped, as ViZDoom reads them) that start a
-# program or pass arguments to the engine, and those that name files for it to read.
-PROGRAM_KEYS = ("vizdoompath", "gameargs")
-FILE_KEYS = ("doomgamepath", "doomscenariopath", "doomconfigpath")
+# program, pass arguments to the engine or give it an engine config (whose AutoExec section runs
+# console scripts from anywhere), and those that name data files for it to read.
+PROGRAM_KEYS = ("vizdoompath", "gameargs", "doomconfigpath")
+FILE_KEYS = ("doomgamepath", "doomscenariopath")
 NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
@@ -50,18 +51,25 @@ def check_resolution(resolution: str) -> None:
 
 def check_cfg(path: Path) -> None:
     """A .cfg that is not vizdoom's own may not start a program (`vizdoom_path`), pass arguments to
-    the engine (`game_args`), or name a file outside its own folder (absolute, `../` or a symlink
-    out, for the WAD, IWAD and engine config it may name)."""
+    the engine (`game_args`), give it an engine config (`doom_config_path`), or name a file outside
+    its own folder (absolute, `../` or a symlink out, for the WAD and IWAD it may name). Lines are
+    read as ViZDoom reads them (split at newlines only); a control character other than a tab or
+    a line end is refused outright, as no scenario needs one."""
     real = path.resolve()
     folder = real.parent
     try:
-        text = real.read_text(errors="replace") if real.stat().st_size <= 1 << 20 else None
+        # As bytes: read_text would turn a lone \r into a line end, which ViZDoom does not.
+        text = real.read_bytes().decode("utf-8", errors="replace") if real.stat().st_size <= 1 << 20 else None
     except OSError as e:
         raise UsageError(f"cannot read doom scenario {path}: {e.strerror}") from None
     if text is None:
         raise UsageError(f"doom scenario {path} is larger than any scenario file (1 MiB)")
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
+    odd = re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
+    if odd:
+        raise UsageError(f"doom scenario {path} line {text.count(chr(10), 0, odd.start()) + 1} holds the control "
+                         f"character {odd.group()!r}; refused")
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.strip(" \t\r")
         if not line or line.startswith("#") or "=" not in line:
             continue
         raw_key, _, value = line.partition("=")
@@ -69,7 +77,8 @@ def check_cfg(path: Path) -> None:
         value = value.strip()
         if key in PROGRAM_KEYS:
             raise UsageError(f"doom scenario {path} line {number} sets {raw_key.strip().rstrip('+').strip()!r}, "
-                             f"which makes ViZDoom start a program or pass engine arguments; refused")
+                             f"which makes ViZDoom start a program, run an engine config or pass engine "
+                             f"arguments; refused")
         if key in FILE_KEYS and value:
             target = (folder / value).resolve()
             if Path(value).is_absolute() or ".." in Path(value).parts or folder not in target.parents:
