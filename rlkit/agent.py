@@ -19,11 +19,11 @@ import torch
 from gymnasium import spaces as gym_spaces
 
 from rlkit import checkpoint
-from rlkit.config import DEVICE
 from rlkit.envs.board import Game
 from rlkit.errors import UsageError
 from rlkit.nets import make_policy
 from rlkit.players import MAX_LOOKAHEAD, MAX_SIMS, Player, PolicyPlayer, baselines, names
+from rlkit.schema import DEVICE
 from rlkit.search import MCTS, Lookahead
 from rlkit.symmetry import Symmetric
 

@@ -25,8 +25,8 @@ from omegaconf import OmegaConf
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from rlkit.config import stored_config
 from rlkit.errors import RunError, UsageError
+from rlkit.stored import stored_config
 
 FORMAT = "rlkit-checkpoint-2"  # -2 added the digest; -1 files (no digest) still load
 FORMATS = ("rlkit-checkpoint-1", FORMAT)

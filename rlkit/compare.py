@@ -27,8 +27,9 @@ import numpy as np
 
 from rlkit import stats
 from rlkit.algos import ALGOS
-from rlkit.config import SEED, RunError, UsageError, cli, command_options, load_config, stored_config
+from rlkit.config import SEED, RunError, UsageError, cli, command_options, load_config
 from rlkit.peers import PEERS
+from rlkit.stored import run_config
 
 OPTIONS = {"algos": ["ppo", "reinforce"], "seeds": None, "runs": [], "out": None, "threshold": None, "window": 100,
            "smooth": 20, "progress": True}
@@ -132,27 +133,6 @@ def load_run(run_dir: Path) -> dict:
     return {"dir": run_dir, "episodes": episodes, "elo": elo, "summary": summary,
             "algo": peer or (config.algo.name if config else run_dir.name),
             "seed": config.seed if config else None, "env": config.env.name if config else "?"}
-
-
-def run_config(run_dir: Path):
-    """A run folder's config.yaml read as data (plain YAML, validated by rlkit.config.stored_config:
-    no interpolation is ever resolved), and the peer that wrote it, if one did; (None, None) without one."""
-    import yaml
-
-    file = run_dir / "config.yaml"
-    if not file.is_file():
-        return None, None
-    if file.stat().st_size > 1 << 20:
-        raise UsageError(f"{file} is larger than any config rlkit writes")
-    try:
-        raw = yaml.safe_load(file.read_text(errors="replace"))
-    except (yaml.YAMLError, RecursionError, ValueError) as e:  # deep nesting, a 5,000-digit integer
-        why = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-        raise UsageError(f"{file} is not valid YAML ({why})") from None
-    peer = raw.pop("peer", None) if isinstance(raw, dict) else None
-    if peer is not None and peer not in PEERS:
-        raise UsageError(f"{file}: peer {str(peer)[:40]!r} is not one of: {', '.join(PEERS)}")
-    return stored_config(raw, str(file))[0], peer
 
 
 def tabulate(groups: dict[str, list[dict]], threshold, window: int) -> list[dict]:

@@ -2,7 +2,8 @@ import re
 
 import pytest
 
-from rlkit.config import UsageError, load_config, options, stored_config
+from rlkit.config import UsageError, load_config, options
+from rlkit.stored import stored_config
 from tests.conftest import run_cli
 
 

@@ -177,11 +177,11 @@ def test_async_rollout_lags_the_learner_by_exactly_one_rollout():
     """async_rollout=true: update 1 learns from a batch the untouched policy collected; every later
     update u from one collected with the weights from before update u - 1, never older or newer
     (the documented lag), in the shapes a synchronous rollout gives."""
+    from rlkit.async_rollout import AsyncCollector
     from rlkit.config import load_config
     from rlkit.envs import make_groups
     from rlkit.nets import logp_entropy_value as evaluate
     from rlkit.nets import make_policy
-    from rlkit.rollout import AsyncCollector
 
     cfg = load_config(["env=cartpole", "num_envs=3"])
     plain = Rollout(make_groups(cfg), torch.device("cpu"), 16, seed=0)
@@ -271,10 +271,11 @@ def test_decoupled_ppo_is_plain_ppo_without_lag_and_weighs_stale_samples_with_it
 
 
 def test_closing_an_async_rollout_stops_the_one_in_flight_at_its_next_step():
+    from rlkit.async_rollout import AsyncCollector
     from rlkit.config import load_config
     from rlkit.envs import make_groups
     from rlkit.nets import make_policy
-    from rlkit.rollout import AsyncCollector, Cancelled
+    from rlkit.rollout import Cancelled
 
     cfg = load_config(["env=cartpole", "num_envs=2"])
     rollout = Rollout(make_groups(cfg), torch.device("cpu"), 20000, seed=0, generator=torch.Generator().manual_seed(0))

@@ -13,7 +13,7 @@ from rlkit.algos import alphazero, ppo, reinforce
 
 class Collector(Protocol):
     """Where an algorithm's batches come from: rlkit.rollout.Rollout (on-policy games in this
-    process), rlkit.distributed.RayCollector (the same on Ray actors), rlkit.rollout.AsyncCollector
+    process), rlkit.distributed.RayCollector (the same on Ray actors), rlkit.async_rollout.AsyncCollector
     (either, one rollout ahead), rlkit.algos.alphazero.SearchSelfPlay (searched self-play)."""
 
     num_envs: int          # games stepped at once: a batch covers num_steps * num_envs agent steps
