@@ -31,6 +31,7 @@ def test_every_shipped_agent_has_a_card_and_a_floor():
             assert f.metadata()["format"] == checkpoint.FORMAT and len(f.metadata()["digest"]) == 64
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FLOOR))
 def test_shipped_agent_plays_as_its_card_says(name, capsys):
     import rlkit

@@ -119,6 +119,7 @@ def test_update_learns_the_visit_shares_and_results_and_their_mirror_image():
     assert value.tolist() == pytest.approx([1, -1, 1, -1], abs=0.3)
 
 
+@pytest.mark.slow
 def test_alphazero_trains_from_the_command_line_and_its_agent_plays(tmp_path):
     run = tmp_path / "az"
     done = run_cli("rlkit.train", "env=connect_four", "algo=alphazero", "num_envs=8", "algo.sims=4",

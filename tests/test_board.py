@@ -270,6 +270,7 @@ def test_augmented_batch_holds_each_games_image_weighted_exactly_for_a_symmetric
     assert not torch.allclose(plain_prox.flatten(), own, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_augmented_selfplay_training_runs_and_reinforce_is_refused(train):
     from rlkit.config import UsageError
 

@@ -41,6 +41,7 @@ def comparison(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_compare_writes_plot_table_and_csv_that_agree(comparison):
     out = comparison
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["logs", "ppo__1", "ppo__2", "sb3_a2c__1",

@@ -10,6 +10,8 @@ from rlkit.config import UsageError, load_config
 from rlkit.envs import backend
 from tests.conftest import ROOT, run_cli
 
+pytestmark = pytest.mark.slow  # Atari on EnvPool's threads, each test in a process of its own
+
 pytest.importorskip("envpool")
 
 # No random no-ops, and no fire reset: SB3's presses FIRE then UP, EnvPool's FIRE only.

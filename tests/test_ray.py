@@ -23,6 +23,8 @@ from rlkit.nets import make_policy
 from rlkit.train import main
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # whole runs on Ray actors
+
 CARTPOLE = ["env=cartpole", "num_envs=2", "algo.num_steps=32", "total_steps=512"]
 DOOM = ["env=doom", "num_envs=2", "algo.num_steps=16", "total_steps=128", "env.size=[36,36]",
         "env.resolution=RES_160X120", "model.hidden=32"]

@@ -121,6 +121,7 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     checkpoint.load(tmp_path / "nan" / "checkpoints" / "step_128.safetensors")
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_and_prints_the_resume_command(tmp_path):
     run = tmp_path / "sig"
     proc = subprocess.Popen([sys.executable, "-m", "rlkit.train", "env=cartpole", "total_steps=10000000",
@@ -144,6 +145,7 @@ def test_ctrl_c_checkpoints_and_prints_the_resume_command(tmp_path):
     assert checkpoint.load(checkpoint.latest(run))["counters"]["step"] == step + 512
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path):
     run = tmp_path / "twice"
     # Long rollouts (16k steps each), so the second Ctrl-C lands in the middle of one.

@@ -43,6 +43,7 @@ def record(name, tmp) -> dict:
     return fingerprint(run)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_a_seeded_run_gives_the_recorded_numbers(name, tmp_path):
     got, want = record(name, tmp_path), json.loads(RECORDED.read_text())["runs"][name]

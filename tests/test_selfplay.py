@@ -363,6 +363,7 @@ def test_play_through_stdin_with_illegal_input():
     assert text.count("agent plays") >= 3
 
 
+@pytest.mark.slow
 def test_play_as_second_and_bad_input():
     out = run_cli("rlkit.play", "env=tictactoe", "agent=random", "seat=second", "seed=1", timeout=120)
     # stdin is empty: the agent opens, then the game is abandoned with a message

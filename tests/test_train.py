@@ -70,6 +70,7 @@ def test_impala_and_async_vector_env_on_doom(train):
     assert checkpoint.latest(run_dir).name == "final.safetensors"
 
 
+@pytest.mark.slow
 def test_reinforce_learns_and_ppo_learns_on_cartpole(train):
     # Not a benchmark: a check that both learners move the return up on a tiny budget.
     for algo, steps in (("ppo", 20000), ("reinforce", 60000)):
