@@ -9,8 +9,7 @@ of them. Trained agents play their most likely move (greedy=false: sample); with
 with mcts=N they search N simulations per move as AlphaZero does (rlkit.search.MCTS);
 with symmetric=true they are averaged over the board's symmetries (rlkit.symmetry.Symmetric).
 `openings=N` starts each game with 0..N uniformly random moves: greedy agents against a search
-otherwise replay a few lines (the shipped Connect Four agent's 145 losses of 200 against depth 4
-were 3 distinct games). Prints each
+otherwise replay a few lines (each pairing's count of distinct games shows it). Prints each
 pairing's result and a table of win/draw/loss with Elo ratings (maximum likelihood over all
 games; `random` at 0 when it plays, else the mean at 0) and bootstrap 95% intervals."""
 from __future__ import annotations

@@ -11,8 +11,8 @@ from rlkit.nets import logp_entropy_value
 
 class AsyncCollector:
     """`async_rollout=true`: the next rollout is collected in a thread while the learner updates
-    on the last one, so that stepping the games hides the update (on a GPU the update is a fifth
-    of an iteration, all of it idle time for the games otherwise).
+    on the last one, so that stepping the games hides the update (on a GPU, where the update is a
+    small share of an iteration, all of it idle time for the games otherwise).
 
     The cost is one rollout of off-policy lag, never more: the thread acts with `behave`, a copy of
     the policy taken when the rollout starts, which is one update behind by the time the learner

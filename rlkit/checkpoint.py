@@ -247,8 +247,8 @@ def load_latest(run_dir, device="cpu", note=None, set_aside: bool = False) -> tu
 
 def export(src, dst) -> Path:
     """An agent to ship (agents/NAME/agent.safetensors): the checkpoint without its optimizer
-    state, its self-play opponent pool and its collector's state (a third of the size, far less for self-play runs); it
-    loads and plays the same, and cannot resume training."""
+    state, its self-play opponent pool and its collector's state (a much smaller file); it loads
+    and plays the same, and cannot resume training."""
     load(src)  # refuse anything that is not an intact checkpoint
     with safe_open(str(src), framework="pt") as f:
         meta = {k: v for k, v in f.metadata().items() if k not in (*PARTS, "digest")}

@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit.errors import RunError, UsageError  # noqa: F401  (re-exported: rlkit.config.UsageError)
-from rlkit.schema import check_ranges, check_types, describe, is_a, number, type_name
+from rlkit.schema import check_ranges, check_types, describe, is_a, leaves, number, type_name
 
 GROUPS = ("env", "algo", "model", "runner")
 
@@ -114,32 +114,21 @@ def _check_key(base: DictConfig, key: str) -> None:
 
 
 def _apply_tuned(cfg: DictConfig, explicit: set[str]) -> None:
-    """Merge `env.tuned` into the config, except keys the user set on the command line. A block
-    named after the chosen algo or model tunes its group's keys, and may also tune top-level keys
-    for that choice alone (e.g. `alphazero: {num_envs: 256}`), which win over the plain ones."""
+    """An env file's own settings (`tuned:`), as key=value overrides in blocks: `all`, then the chosen
+    model's, then the chosen algo's block, each later one winning; a key set on the command line
+    keeps its value."""
     tuned = cfg.env.pop("tuned", None) or {}
-    chosen = []
-    for key, value in tuned.items():
-        if key in (cfg.algo.name, cfg.model.name):
-            chosen.append((key, value))
-        elif key in options("algo") + options("model"):
-            continue  # tuned values for an algorithm or model not chosen in this run
-        elif key in GROUPS or key not in cfg:
-            raise UsageError(f"env {cfg.env.name}: unknown tuned key {key!r}; valid: top-level keys, "
-                             f"or an algo/model name")
-        elif key not in explicit:
-            cfg[key] = value
-    for key, value in chosen:
-        group = "algo" if key == cfg.algo.name else "model"
-        for sub, v in value.items():
-            top = sub not in cfg[group] and sub in cfg and sub not in GROUPS
-            if sub not in cfg[group] and not top:
-                raise UsageError(f"env {cfg.env.name}: tuned {key}.{sub} is not a key of {group} {key} "
-                                 f"nor a top-level setting; valid: {', '.join(cfg[group].keys())}, "
-                                 f"or a top-level key other than {', '.join(GROUPS)}")
-            path = sub if top else f"{group}.{sub}"
+    blocks = ("all", *options("model"), *options("algo"))
+    for block in tuned:
+        if block not in blocks:
+            raise UsageError(f"env {cfg.env.name}: unknown tuned block {block!r}; valid: {', '.join(blocks)}")
+    for block in ("all", cfg.model.name, cfg.algo.name):
+        for path, value in (tuned.get(block) or {}).items():
+            if path.split(".")[0] in GROUPS and "." not in path or path not in set(leaves(cfg)):
+                raise UsageError(f"env {cfg.env.name}: tuned {block}: {path!r} is not a key; valid: the keys "
+                                 f"python -m rlkit.train --help lists")
             if path not in explicit:
-                OmegaConf.update(cfg, path, v)
+                OmegaConf.update(cfg, path, value)
 
 
 def help_text(argv: list[str]) -> str:

@@ -55,8 +55,8 @@ class MLP(nn.Module):
 
 class _ConvEncoder(nn.Module):
     """Convolutions over frames (stack and channels folded together), then one dense layer.
-    Channels-last memory (weights and frames): oneDNN's and cuDNN's fast layout; on this
-    project's CPU it makes the fp32 PPO update on Pong 1.25x faster (bf16: no change)."""
+    Channels-last memory (weights and frames): oneDNN's and cuDNN's fast layout (BENCHMARKS.md
+    has what it gives the PPO update)."""
 
     def __init__(self, shape, convs: nn.Module, hidden: int):
         super().__init__()
@@ -203,9 +203,8 @@ class ActorCritic(nn.Module):
         """Under `amp`, a batch of frames converted once, as the encoder would convert them on
         every pass (scaled, in its memory layout, in the autocast dtype), for an update that
         runs many passes over it: the same values, without PPO's epochs redoing two conversions
-        for every minibatch. On Pong on this project's CPU the bf16 update takes 0.99 s instead
-        of 1.28 s; in fp32 gathering minibatches of 4-byte floats costs what it saves, so frames
-        stay uint8 there."""
+        for every minibatch (BENCHMARKS.md has the time it saves). In fp32, gathering minibatches
+        of 4-byte floats costs what it saves, so frames stay uint8 there."""
         prepare = getattr(self.encoder, "prepare", None)
         if prepare is None or self.amp_dtype is None or obs.dtype != torch.uint8:
             return obs

@@ -82,10 +82,8 @@ class Symmetric(torch.nn.Module):
     """A board-game policy averaged over the board's symmetries (BoardSymmetries): the network
     sees every symmetric image of the position, each image's move logits are mapped back to the
     position's own moves, and logits and values are averaged (a geometric mean of the policies),
-    so that what the network learned on one side of the board counts on the other. Measured on the
-    shipped Connect Four agent against alpha-beta depth 4 (BENCHMARKS.md): from the empty board,
-    where 200 games are a few dozen lines, it won all 200 with search=3 (87.5% without); from
-    random openings it made no difference beyond noise (70% and 73%)."""
+    so that what the network learned on one side of the board counts on the other (what it gives
+    against alpha-beta, from the empty board and from random openings: BENCHMARKS.md)."""
 
     def __init__(self, policy, game: str, board_shape, num_actions: int):
         super().__init__()

@@ -164,7 +164,7 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     if cfg.amp:
         policy.amp_dtype = torch.bfloat16
-    model = torch.compile(policy) if cfg.compile else policy
+    net = torch.compile(policy) if cfg.compile else policy  # what acts and learns; `policy` holds the weights
     spaces = spaces_of(collector.observation_space, collector.action_space)
     logger = Logger(run_dir, cfg, start_step=step, progress=cfg.progress)
     def save(name: str, update: int) -> None:
@@ -188,13 +188,13 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
             for group in optimizer.param_groups:
                 group["lr"] = lr
             restarts = collector.restarts
-            batch, episodes = collector.collect(model)
+            batch, episodes = collector.collect(net)
             if collector.restarts > restarts:
                 logger.note(f"envs or Ray workers failed and were restarted ({collector.restarts} so far)")
             step += batch_steps
             if symmetries is not None:
-                batch = symmetries.augment(model, batch)
-            stats = algo.update(model, optimizer, batch, cfg.algo)
+                batch = symmetries.augment(net, batch)
+            stats = algo.update(net, optimizer, batch, cfg.algo)
             check_finite(policy, stats, step, run_dir)
             logger.episodes_done(step, episodes)
             if update % cfg.log_every == 0 or update == num_updates:
