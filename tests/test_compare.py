@@ -68,6 +68,7 @@ def test_compare_writes_plot_table_and_csv_that_agree(comparison):
         assert reached and reached.group(1) == row["reached"]
 
 
+@pytest.mark.slow
 def test_rerunning_a_comparison_skips_finished_runs(comparison, capsys):
     out = comparison
     stamps = {d.name: os.stat(d / "summary.json").st_mtime_ns for d in out.glob("*__*")}

@@ -13,13 +13,15 @@ PACKAGE = ROOT / "rlkit"
 
 
 def every_config():
+    """Every env (with PPO), every algorithm (on a board game, where all run), every model and runner."""
     for env in options("env"):
-        for algo in options("algo"):
-            for runner in options("runner"):
-                model = "cnn"
-                yield load_config([f"env={env}", f"algo={algo}", f"model={model}", f"runner={runner}"])
+        yield load_config([f"env={env}"])
+    for algo in options("algo"):
+        yield load_config(["env=connect_four", f"algo={algo}"])
     for model in options("model"):
         yield load_config(["env=cartpole", f"model={model}"])
+    for runner in options("runner"):
+        yield load_config([f"runner={runner}", "algo=reinforce"])
 
 
 def test_every_key_of_every_config_has_a_meaning_in_the_schema():

@@ -98,6 +98,7 @@ def test_periodic_checkpoints_are_kept_and_pruned(train):
     assert ckpt["optim"]["state"], "optimizer state is saved"
 
 
+@pytest.mark.slow
 def test_an_existing_run_folder_is_never_overwritten(tmp_path, train):
     run_dir = train("env=cartpole", "total_steps=256", name="keep")
     before = (run_dir / "checkpoints" / "final.safetensors").read_bytes()
@@ -106,6 +107,7 @@ def test_an_existing_run_folder_is_never_overwritten(tmp_path, train):
     assert (run_dir / "checkpoints" / "final.safetensors").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_the_command_line_trains_and_prints_a_summary(tmp_path):
     result = run_cli("rlkit.train", "env=cartpole", "total_steps=512", f"run_dir={tmp_path / 'cli'}")
     assert result.returncode == 0, result.stderr
@@ -114,6 +116,7 @@ def test_the_command_line_trains_and_prints_a_summary(tmp_path):
     assert list((tmp_path / "cli").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_a_network_that_cannot_take_the_frames_fails_before_the_run_folder_exists(tmp_path):
     result = run_cli("rlkit.train", "env=doom", "env.size=[16,16]", f"run_dir={tmp_path / 'x'}")
     assert result.returncode == 2

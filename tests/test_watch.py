@@ -19,6 +19,7 @@ def lengths(out: str) -> list[int]:
     return [int(n) for n in re.findall(r"length (\d+) steps", out)]
 
 
+@pytest.mark.slow
 def test_watch_records_one_frame_per_step_plus_each_reset(train, tmp_path, capsys):
     run = train("env=cartpole", "total_steps=512", "algo.num_steps=64")
     returns = watch([f"agent={run}", "episodes=2", f"record={tmp_path / 'cp.mp4'}", "seed=3"])
