@@ -19,6 +19,7 @@ import torch
 from gymnasium import spaces as gym_spaces
 
 from rlkit import checkpoint
+from rlkit.envs import make_env
 from rlkit.envs.board import Game
 from rlkit.errors import UsageError
 from rlkit.nets import make_policy
@@ -51,7 +52,6 @@ class Agent:
 
     def make_env(self, render_mode=None):
         """A single Gymnasium env with the preprocessing this agent was trained on."""
-        from rlkit.envs import make_env
 
         env = make_env(self.cfg.env, render_mode=render_mode)
         board = self.cfg.env.family == "board"

@@ -29,7 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rlkit.config import RunError, UsageError, cli, command_options, load_config
+from rlkit.compare import load_run
+from rlkit.config import RunError, UsageError, cli, command_options, load_config, run_label
+from rlkit.envs import backend, make_vec
+from rlkit.nets import make_policy
 from rlkit.stats import crossing
 
 BENCH_KEYS = {"threshold": None, "window": 100, "peer": "sb3", "append": False, "raw_steps": 5000, "scaling": None,
@@ -53,7 +56,6 @@ def split_args(argv):
 
 
 def raw_throughput(cfg, steps_per_env):
-    from rlkit.envs import make_vec
 
     envs = make_vec(cfg)
     envs.reset(seed=cfg.seed)
@@ -70,7 +72,6 @@ def raw_throughput(cfg, steps_per_env):
 def run(module: str, overrides: list[str], run_dir: Path) -> dict:
     """One learner in its own process (its own peak memory; ale_py and EnvPool never share one).
     Returns {steps, seconds, peak_rss_mib, episodes: [(step, return, seconds)]}."""
-    from rlkit.compare import load_run
 
     log = run_dir.with_suffix(".log")
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +145,6 @@ def ray_scaling(cfg, counts, iters):
     from omegaconf import OmegaConf
 
     from rlkit.distributed import RayCollector, ray, start_ray
-    from rlkit.nets import make_policy
 
     started = start_ray(OmegaConf.merge(cfg.runner, {"workers": max(counts)}))
     rates = {}
@@ -210,8 +210,6 @@ def main(argv):
     print(f"{command}\n{machine()}, commit {sha}")
     raw = raw_throughput(cfg, opts["raw_steps"] // cfg.num_envs or 1)
     print(f"raw env throughput: {raw:,.0f} steps/s")
-    from rlkit.envs import backend
-    from rlkit.train import run_label
 
     folder = Path(cfg.runs_root) / f"bench__{run_label(cfg)}__{time.strftime('%Y%m%d-%H%M%S')}"
     results, repeats = {}, opts["repeats"]

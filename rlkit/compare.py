@@ -27,7 +27,7 @@ import numpy as np
 
 from rlkit import stats
 from rlkit.algos import ALGOS
-from rlkit.config import SEED, RunError, UsageError, cli, command_options, load_config
+from rlkit.config import SEED, RunError, UsageError, cli, command_options, load_config, run_label
 from rlkit.peers import PEERS
 from rlkit.stored import run_config
 
@@ -54,7 +54,6 @@ def plan(opts, overrides) -> tuple[Path, list[tuple[str, int]]]:
                          f"got {opts['seeds']!r}")
     for algo in opts["algos"]:  # every setting checked before the first run starts
         cfg = load_config([*overrides, f"algo={algo if algo in ALGOS else 'ppo'}"])
-    from rlkit.train import run_label
 
     out = Path(opts["out"] or Path(cfg.runs_root) / f"compare__{run_label(cfg)}__{'+'.join(opts['algos'])}")
     settings = out / "compare.json"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,16 @@ def help_text(argv: list[str]) -> str:
     names = " ".join(f"{g}={cfg[g].name}" for g in GROUPS)
     return (f"Every key for {names} (choose others with env=, algo=, model=, runner=; override any key with "
             f"key=value):\n{describe(cfg)}")
+
+
+def run_label(cfg) -> str:
+    return cfg.env.game.lower() if cfg.env.family == "atari" and cfg.env.name == "atari" else cfg.env.name
+
+
+def default_run_dir(cfg, algo: str) -> Path:
+    """runs/{env}__{algo}__{seed}__{time}, or `run_dir` when given."""
+    name = f"{run_label(cfg)}__{algo}__{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(cfg.run_dir) if cfg.run_dir else Path(cfg.runs_root) / name
 
 
 def load_config(overrides: list[str]) -> DictConfig:

@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from rlkit.config import UsageError, cli, command_options, load_config
+from rlkit.config import UsageError, cli, command_options, default_run_dir, load_config
+from rlkit.envs import make_env
+from rlkit.logger import Logger
+from rlkit.nets import is_image
 
 PEERS = ("sb3_ppo", "sb3_a2c", "sb3_dqn")
 
@@ -24,8 +27,6 @@ def _vec_env(cfg):
     import gymnasium as gym
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    from rlkit.envs import make_env
-    from rlkit.nets import is_image
 
     def make():
         env = make_env(cfg.env)
@@ -41,7 +42,6 @@ def _model(peer: str, cfg, vec):
     import torch
     from stable_baselines3 import A2C, DQN, PPO
 
-    from rlkit.nets import is_image
 
     image = is_image(vec.observation_space.shape)
     hidden = cfg.model.get("hidden", 64)
@@ -67,7 +67,6 @@ def run(cfg, peer: str, run_dir=None) -> dict:
     with `run_dir`, logs there as an rlkit run does."""
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from rlkit.logger import Logger
 
     vec = _vec_env(cfg)
     model = _model(peer, cfg, vec)
@@ -105,7 +104,6 @@ def main(argv: list[str]) -> Path:
     opts, rest = command_options(argv, {"peer": "sb3_ppo"}, {"peer": PEERS}, passthrough=True)
     if any(a.startswith("algo=") for a in rest):
         raise UsageError("peers take their settings from peer=...; drop algo=")
-    from rlkit.train import default_run_dir
 
     cfg = load_config([*rest, "algo=ppo"])
     run_dir = default_run_dir(cfg, opts["peer"])

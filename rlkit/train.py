@@ -11,7 +11,6 @@ import random
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,27 +21,18 @@ from rlkit import checkpoint, video
 from rlkit.agent import check_fits, pick_device, spaces_of
 from rlkit.algos import ALGOS
 from rlkit.async_rollout import AsyncCollector
-from rlkit.config import RunError, UsageError, cli, load_config
+from rlkit.config import RunError, UsageError, cli, default_run_dir, load_config
 from rlkit.config import help_text as config_help
 from rlkit.logger import Logger
 from rlkit.nets import make_policy
 from rlkit.resume import restore, resume_config
+from rlkit.symmetry import BoardSymmetries
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def run_label(cfg) -> str:
-    return cfg.env.game.lower() if cfg.env.family == "atari" and cfg.env.name == "atari" else cfg.env.name
-
-
-def default_run_dir(cfg, algo: str) -> Path:
-    """runs/{env}__{algo}__{seed}__{time}, or `run_dir` when given."""
-    name = f"{run_label(cfg)}__{algo}__{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-    return Path(cfg.run_dir) if cfg.run_dir else Path(cfg.runs_root) / name
 
 
 def make_run_dir(cfg) -> tuple[Path, set[Path] | None]:
@@ -106,7 +96,6 @@ def augmenter(cfg, collector):
     """`env.selfplay.augment=true`: the board's symmetries, to train on each batch's image too."""
     if cfg.env.family != "board" or not cfg.env.selfplay.get("augment", False):
         return None
-    from rlkit.symmetry import BoardSymmetries
 
     return BoardSymmetries(cfg.env.game, collector.observation_space.shape, int(collector.action_space.n))
 

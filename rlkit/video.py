@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rlkit.agent import Agent
+from rlkit.envs import backend, make_env
 from rlkit.errors import UsageError
 
 PANEL_WIDTH = 170  # pixels of the overlay panel right of the frame
@@ -164,8 +166,6 @@ class EvalVideo:
     (`eval/video`) with its return and length (`eval/return`, `eval/length`)."""
 
     def __init__(self, policy, cfg, device):
-        from rlkit.agent import Agent
-        from rlkit.envs import backend, make_env
 
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         self.agent = Agent(policy, cfg, device)

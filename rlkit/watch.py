@@ -21,8 +21,10 @@ import numpy as np
 import torch
 
 from rlkit import video
-from rlkit.agent import load_agent
+from rlkit.agent import load_agent, load_player
 from rlkit.config import SEED, UsageError, cli, command_options
+from rlkit.envs.board import SYMBOLS, Game, move_name
+from rlkit.players import PolicyPlayer
 from rlkit.stats import bootstrap_ci
 
 OPTIONS = {"agent": "", "episodes": 3, "record": None, "deterministic": False, "overlay": False, "seed": 0,
@@ -55,7 +57,6 @@ def resolve(agent: str) -> Path:
 def board_game(game, players, write=print) -> float:
     """One board game between `players` (seat 0 first), drawn in the terminal move by move.
     Returns the first seat's score: +1 win, 0 draw, -1 loss."""
-    from rlkit.envs.board import SYMBOLS, move_name
 
     size = game.observation_space.shape[0]
     write(game.draw())
@@ -73,9 +74,6 @@ def board_game(game, players, write=print) -> float:
 
 def watch_board(agent, opts) -> list[float]:
     """Board games have no frames: the agent plays itself (or `opponent=`) in the terminal."""
-    from rlkit.agent import load_player
-    from rlkit.envs.board import Game
-    from rlkit.players import PolicyPlayer
 
     me = PolicyPlayer(agent.policy, "agent", greedy=opts["deterministic"], device=agent.device)
     other = me if opts["opponent"] == "self" else load_player(opts["opponent"], agent.cfg.env, seed=opts["seed"])

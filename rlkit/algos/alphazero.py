@@ -26,6 +26,7 @@ import torch
 
 from rlkit import search
 from rlkit.algos.common import step
+from rlkit.envs.selfplay import make_pool
 from rlkit.errors import UsageError
 from rlkit.games import connect_four as c4
 from rlkit.nets import log_policy
@@ -50,7 +51,6 @@ class SearchSelfPlay:
         if cfg.env.get("game") != "connect_four":
             raise UsageError(f"algo=alphazero searches with Connect Four's rules; env={cfg.env.name} cannot use it "
                              f"(use env=connect_four, or algo=ppo)")
-        from rlkit.envs.selfplay import make_pool
 
         if cfg.algo.replay_size < cfg.algo.batch_size:
             raise UsageError(f"algo.replay_size ({cfg.algo.replay_size}) must hold at least one minibatch "

@@ -14,13 +14,10 @@ import signal
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
+from rlkit.envs import atari, board, classic, doom, selfplay
 from rlkit.errors import UsageError
 
-
-def _families():
-    from rlkit.envs import atari, board, classic, doom
-
-    return {"doom": doom.make, "atari": atari.make, "classic": classic.make, "board": board.make_game}
+FAMILIES = {"doom": doom.make, "atari": atari.make, "classic": classic.make, "board": board.make_game}
 
 
 def check_game(env_cfg) -> None:
@@ -28,8 +25,6 @@ def check_game(env_cfg) -> None:
     rlkit's own catalogue: a Gymnasium id registered in this process (no `module:` ids), one of
     ALE's games, a board game of rlkit's table, a Doom scenario by name from vizdoom's and
     `envs/doom`'s (never a path: a .cfg may name a program for ViZDoom to start)."""
-    from rlkit.envs import atari, board, classic, doom
-
     if env_cfg.family == "classic":
         classic.check_id(env_cfg.id)
     elif env_cfg.family == "atari":
@@ -41,20 +36,9 @@ def check_game(env_cfg) -> None:
         raise UsageError(f"unknown board game {env_cfg.game[:40]!r}; choose from: {', '.join(board.GAMES)}")
 
 
-def stats_and_limit(env: gym.Env, max_episode_steps) -> gym.Env:
-    """Optional time limit (a truncation), then the episode statistics of the game's own score."""
-    if max_episode_steps:
-        env = gym.wrappers.TimeLimit(env, max_episode_steps)
-    return gym.wrappers.RecordEpisodeStatistics(env)
-
-
-def scale_reward(env: gym.Env, scale: float) -> gym.Env:
-    return env if scale == 1.0 else gym.wrappers.TransformReward(env, lambda r: r * scale)
-
-
 def make_env(env_cfg, render_mode=None) -> gym.Env:
     """One preprocessed game, exactly as the learner sees it."""
-    families = _families()
+    families = FAMILIES
     if env_cfg.family not in families:
         raise UsageError(f"unknown env family {env_cfg.family!r}; choose from: {', '.join(families)}")
     env = families[env_cfg.family](env_cfg, render_mode=render_mode)
@@ -84,11 +68,9 @@ def backend(env_cfg) -> str:
         if choice == "envpool":
             raise UsageError(f"env.backend=envpool is for Atari games; {env_cfg.name} runs on gymnasium")
         return "gymnasium"
-    from rlkit.envs.atari import envpool_available
-
-    if choice == "envpool" and not envpool_available():
+    if choice == "envpool" and not atari.envpool_available():
         raise UsageError("env.backend=envpool needs EnvPool: pip install envpool (Linux), or env.backend=gymnasium")
-    return "envpool" if envpool_available() else "gymnasium"
+    return "envpool" if atari.envpool_available() else "gymnasium"
 
 
 def make_vec(cfg, pool=None, num_envs: int | None = None, first: int = 0) -> gym.vector.VectorEnv:
@@ -97,14 +79,10 @@ def make_vec(cfg, pool=None, num_envs: int | None = None, first: int = 0) -> gym
     the self-play env, with `pool` as its opponent pool (default: a new one). `num_envs` and
     `first` make a part of the whole (games first..first+num_envs-1, seeded as in the whole)."""
     if cfg.env.family == "board":
-        from rlkit.envs import selfplay
-
         return selfplay.make(cfg, pool)
     n = num_envs or cfg.num_envs
     if backend(cfg.env) == "envpool":
-        from rlkit.envs.atari import EnvPoolAtari
-
-        return EnvPoolAtari(cfg.env, n, cfg.seed + first)
+        return atari.EnvPoolAtari(cfg.env, n, cfg.seed + first)
     make_env(cfg.env).close()  # fail here, in this process, on bad settings
     fns = [lambda: make_env(cfg.env) for _ in range(n)]
     if cfg.vector == "async":

@@ -8,6 +8,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from rlkit.envs.wrappers import stats_and_limit
 from rlkit.errors import UsageError
 
 
@@ -46,8 +47,6 @@ def make(cfg, render_mode=None) -> gym.Env:
         EpisodicLifeEnv,
         FireResetEnv,
     )
-
-    from rlkit.envs import stats_and_limit
 
     env = gym.make(_to_id(cfg.game), frameskip=1, repeat_action_probability=cfg.repeat_action_probability,
                    full_action_space=False, render_mode=render_mode)

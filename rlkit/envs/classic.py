@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from rlkit.envs.wrappers import scale_reward, stats_and_limit
 from rlkit.errors import UsageError
 
 
@@ -17,8 +18,6 @@ def check_id(env_id: str) -> None:
 
 
 def make(cfg, render_mode=None) -> gym.Env:
-    from rlkit.envs import scale_reward, stats_and_limit
-
     try:
         env = gym.make(cfg.id, render_mode=render_mode)
     except gym.error.DependencyNotInstalled as e:

@@ -10,6 +10,7 @@ import cv2
 import gymnasium as gym
 import numpy as np
 
+from rlkit.envs.wrappers import scale_reward, stats_and_limit
 from rlkit.errors import UsageError
 
 ENVS_DIR = Path(__file__).resolve().parents[2] / "envs" / "doom"
@@ -167,8 +168,6 @@ class DoomEnv(gym.Env):
 
 
 def make(cfg, render_mode=None) -> gym.Env:
-    from rlkit.envs import scale_reward, stats_and_limit
-
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     env = DoomEnv(cfg.scenario, cfg.resolution, cfg.grayscale, tuple(cfg.size), cfg.frame_skip, render_mode)
     env = scale_reward(stats_and_limit(env, cfg.max_episode_steps), cfg.reward_scale)

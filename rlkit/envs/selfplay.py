@@ -18,6 +18,8 @@ import numpy as np
 from gymnasium.vector.utils import batch_space
 
 from rlkit.envs.board import Game
+from rlkit.nets import make_policy
+from rlkit.pool import OpponentPool
 
 
 class Fixed:
@@ -177,8 +179,6 @@ def play_match(env_cfg, first, second, games: int, seed: int = 0, openings: int 
 
 def make_pool(cfg):
     """A new opponent pool for `cfg`'s game, and the game's observation and action spaces."""
-    from rlkit.nets import make_policy
-    from rlkit.pool import OpponentPool
 
     probe = Game(cfg.env)
     space, actions = probe.observation_space, gym.spaces.Discrete(probe.num_actions)
