@@ -13,12 +13,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from rlkit.errors import RunError, UsageError  # noqa: F401  (re-exported: rlkit.config.UsageError)
 from rlkit.schema import check_ranges, check_types, describe, is_a, leaves, number, type_name
 
 GROUPS = ("env", "algo", "model", "runner")
+PARSER = OverridesParser.create()  # Hydra's override grammar, for every command's arguments
 
 
 def config_dir() -> Path:
@@ -64,11 +70,6 @@ def options(group: str) -> list[str]:
 
 
 def _compose(overrides: list[str]) -> DictConfig:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -77,23 +78,25 @@ def _compose(overrides: list[str]) -> DictConfig:
         raise UsageError(str(e).strip().splitlines()[0]) from None
 
 
+def read(text: str) -> tuple[str, Any]:
+    """One `key=value` argument, as every command reads it (Hydra's override grammar: `seed=3`,
+    `algos=[ppo,reinforce]`, `env.size=[64,64]`): its key and its value."""
+    try:
+        (o,) = PARSER.parse_overrides([text])
+        value = o.value()
+    except HydraException:
+        raise UsageError(f"cannot read {text!r}: expected key=value, e.g. env=pong seed=3") from None
+    if o.package is not None or o.type.name != "CHANGE":
+        raise UsageError(f"cannot read {text!r}: only key=value is supported (no +, ~ or @)")
+    return o.key_or_group, value
+
+
 def _parse(overrides: list[str]) -> tuple[list[str], dict[str, Any]]:
     """Split command-line overrides into group choices and `key=value` settings."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
     groups, values = [], {}
-    parser = OverridesParser.create()
     for text in overrides:
-        try:
-            (o,) = parser.parse_overrides([text])
-        except HydraException:
-            raise UsageError(f"cannot read {text!r}: expected key=value, e.g. env=pong seed=3") from None
-        key = o.key_or_group
-        if o.package is not None or o.type.name != "CHANGE":
-            raise UsageError(f"cannot read {text!r}: only key=value is supported (no +, ~ or @)")
+        key, choice = read(text)
         if key in GROUPS:
-            choice = o.value()
             if not isinstance(choice, str) or choice not in options(key):
                 raise UsageError(f"unknown {key} {choice!r}; choose from: {', '.join(options(key))}")
             groups.append(f"{key}={choice}")
@@ -182,11 +185,7 @@ def command_options(argv: list[str], defaults: dict[str, Any], choices: dict[str
     bool, int, float, str, list, or None (any value; a number or null if the key has a range).
     `ranges`: {key: (lowest, highest)}, inclusive, for numbers. With `passthrough`, other
     arguments are returned as training overrides for `load_config`; without, they are an error."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
     opts, rest, choices = dict(defaults), [], choices or {}
-    parser = OverridesParser.create()
     for text in argv:
         key = text.partition("=")[0]
         if key in RENAMED and key not in defaults:
@@ -196,11 +195,7 @@ def command_options(argv: list[str], defaults: dict[str, Any], choices: dict[str
                 rest.append(text)
                 continue
             raise UsageError(f"unknown option {key!r}; valid: {', '.join(defaults)}")
-        try:
-            (o,) = parser.parse_overrides([text])
-            value = o.value()
-        except HydraException:
-            raise UsageError(f"cannot read {text!r}: expected {key}=value") from None
+        _, value = read(text)
         opts[key] = _typed(key, value, defaults[key])
         if key in choices and opts[key] not in choices[key]:
             raise UsageError(f"{key} must be one of: {', '.join(map(str, choices[key]))}; got {value!r}")
