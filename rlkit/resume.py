@@ -27,6 +27,9 @@ def check_run_folder(run_dir: Path) -> None:
     """A resumed run writes checkpoints and logs into its folder: find out before any work that it
     can, and that nothing in it is a symbolic link (a shared run folder could otherwise point its
     config.yaml or checkpoints at any file of the user's, for the resumed run to overwrite)."""
+    if not (run_dir / "checkpoints").is_dir():
+        raise UsageError(f"{run_dir} is no run folder to resume (it has no checkpoints/ folder; an agent folder "
+                         f"has no optimizer state to go on with)")
     entries = [run_dir / "checkpoints", *run_dir.iterdir(), *(run_dir / "checkpoints").iterdir()]
     link = next((p for p in entries if p.is_symlink()), None)
     if link is not None:

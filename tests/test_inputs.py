@@ -144,3 +144,8 @@ def test_an_agent_whose_spaces_do_not_match_its_game_is_refused(tmp_path):
     bad = forge(DOOM, tmp_path / "x.safetensors", config=setting("env.frame_stack", 2))
     with pytest.raises(UsageError, match=r"the agent takes observations \(4, 1, 64, 64\)"):
         rlkit.load_agent(bad).make_env()
+
+
+def test_an_agent_folder_is_no_run_to_resume(capsys):
+    refused(train.main, [f"resume={Path(__file__).parents[1] / 'agents' / 'doom-basic'}"], capsys,
+            "is no run folder to resume (it has no checkpoints/ folder")
