@@ -91,6 +91,7 @@ def test_an_interrupted_run_is_resumed_not_restarted(tmp_path):
     assert not run.exists()
 
 
+@pytest.mark.slow
 def test_compare_existing_runs_groups_them_by_algorithm(comparison, tmp_path, capsys):
     compare([f"runs=[{comparison}/*__*]", f"out={tmp_path}"])
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))

@@ -68,6 +68,7 @@ def test_bad_overrides_raise_one_line(override, message):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_bad_input_on_the_command_line_is_one_line_exit_2(tmp_path):
     result = run_cli("rlkit.train", "env=nope", f"run_dir={tmp_path}/x")
     assert result.returncode == 2

@@ -134,6 +134,7 @@ def test_an_unregistered_id_is_refused_with_the_valid_ones(cartpole, tmp_path, c
     refused(watch.main, [f"agent={bad}", "record=none"], capsys, "choose from: CartPole-v0, CartPole-v1")
 
 
+@pytest.mark.slow
 def test_the_reported_exploit_end_to_end(cartpole, tmp_path):
     """The issue's reproduction, as a user runs it: a folder under agents/ with payload.py."""
     folder = tmp_path / "agents" / "cartpole-pro"
@@ -428,6 +429,7 @@ def mutate(cfg: dict, rng: random.Random):
     return cfg
 
 
+@pytest.mark.slow
 def test_fuzzed_headers_never_end_in_a_traceback_or_run_code(cartpole, tmp_path, canary):
     """500 seeded mutations of a valid checkpoint's config (and some of its spaces): each loads, or
     is refused with one UsageError line, within 10 s; nothing else escapes, and nothing runs."""
@@ -565,6 +567,7 @@ def test_ray_and_compile_in_a_checkpoint_are_not_turned_on_by_resume(cartpole, t
     assert cfg.runner.name == "local" and cfg.compile is False
 
 
+@pytest.mark.slow
 def test_damaged_optimizer_rng_and_pool_parts_are_refused_on_resume(tmp_path, capsys):
     run = train.main(["env=connect_four", "num_envs=4", "algo.num_steps=8", "total_steps=32", "progress=false",
                       "env.selfplay.eval_games=2", f"run_dir={tmp_path / 'c4'}"])

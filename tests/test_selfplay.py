@@ -342,6 +342,7 @@ def test_pool_state_round_trips_through_a_checkpoint(tmp_path):
     assert torch.equal(other.player("step_0").policy(obs)[0], net(obs)[0])
 
 
+@pytest.mark.slow
 def test_play_through_stdin_with_illegal_input():
     # The person (X) types junk, an off-board cell, a fair move, the same cell again, then
     # cells in order; illegal inputs are refused with the legal moves and the game goes on.

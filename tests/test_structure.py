@@ -34,6 +34,7 @@ def test_every_key_of_every_config_has_a_meaning_in_the_schema():
     assert all(len(SCHEMA[k].meaning) > 5 for k in seen)
 
 
+@pytest.mark.slow
 def test_train_help_lists_every_key_with_its_default_and_meaning():
     out = run_cli("rlkit.train", "--help", "env=connect_four", "algo=alphazero", timeout=120)
     assert out.returncode == 0 and "Traceback" not in out.stderr

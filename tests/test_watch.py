@@ -59,6 +59,7 @@ def test_overlay_draws_the_likeliest_action_highlighted():
     assert int(out[40 + 5, 46: 46 + 70, 1].astype(bool).sum()) == 64  # 0.9 of the 70-pixel bar (+1 edge)
 
 
+@pytest.mark.slow
 def test_bad_watch_input_gets_one_line():
     with pytest.raises(UsageError, match="no agent 'nope': not a run folder"):
         watch(["agent=nope"])
