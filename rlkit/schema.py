@@ -90,6 +90,8 @@ SCHEMA: dict[str, Key] = {
     "env.clip_rewards": Key("the learner sees the sign of the reward"),
     "env.repeat_action_probability": span(0, 1, "sticky actions: chance the last action repeats"),
     # env: classic
+    "env.keep": Key("observation features kept, by index (null: all; cartpole_masked keeps position and angle)",
+                    kind=list, items=(int, 1, 64, (0, 4095))),
     "env.id": Key("a Gymnasium id (from a loaded file: one registered in this process, never module:Id)"),
     # env: board games and self-play
     "env.board_size": span(2, 19, "Go's board size"),
@@ -175,16 +177,16 @@ def check_types(cfg: DictConfig, base: DictConfig, prefix: str = "") -> None:
             if not isinstance(value, DictConfig):
                 raise UsageError(f"{path} must be a group of keys ({', '.join(map(str, ref.keys()))}), got {value!r}")
             check_types(value, ref, path + ".")
-        elif ref is None:
+        elif ref is None and (rule.kind is not list or value is None):
             if rule.kind is None and value is not None:
                 raise UsageError(f"{path} must be null, got {value!r}")
             if value is not None and not is_a(value, rule.kind):
                 raise UsageError(f"{path} must be {type_name(rule.kind())} or null, got {value!r}")
             if rule.kind is float and value is not None:
                 cfg[key] = float(value)
-        elif isinstance(ref, ListConfig):
+        elif isinstance(ref, ListConfig) or rule.kind is list:  # a list, or a list-or-null key given a value
             if not isinstance(value, ListConfig):
-                raise UsageError(f"{path} must be a list, got {value!r}")
+                raise UsageError(f"{path} must be a list{' or null' if ref is None else ''}, got {value!r}")
             kind, fewest, most, bounds = rule.items or (object, 0, 64, None)
             if not fewest <= len(value) <= most or not all(is_a(v, kind) for v in value) or bounds and not all(
                     bounds[0] <= v <= bounds[1] for v in value):

@@ -92,3 +92,23 @@ def test_lunarlander_and_cartpole_vector_envs():
         obs, _ = envs.reset(seed=0)
         assert obs.shape == shape
         envs.close()
+
+
+def test_masked_cartpole_sees_position_and_angle_only():
+    """env=cartpole_masked: the same game as CartPole, observed without its velocities."""
+    import gymnasium as gym
+    import numpy as np
+
+    from rlkit.config import UsageError, load_config
+    from rlkit.envs import make_env
+
+    masked, plain = make_env(load_config(["env=cartpole_masked"]).env), gym.make("CartPole-v1")
+    assert masked.observation_space.shape == (2,)
+    obs, _ = masked.reset(seed=3)
+    full, _ = plain.reset(seed=3)
+    for action in [0, 1, 1, 0, 1]:
+        assert np.array_equal(obs, full[[0, 2]])
+        obs, *_ = masked.step(action)
+        full, *_ = plain.step(action)
+    with pytest.raises(UsageError, match=r"env.keep=\[7\] picks features of a flat observation; this one is \(4,\)"):
+        make_env(load_config(["env=cartpole_masked", "env.keep=[7]"]).env)

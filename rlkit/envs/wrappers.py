@@ -3,6 +3,21 @@ scaling (so `episode/return` is always what the game says), and an optional time
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
+
+from rlkit.errors import UsageError
+
+
+def keep_features(env: gym.Env, keep) -> gym.Env:
+    """Only the observation features at these indices (a Box observation of one dimension)."""
+    space = env.observation_space
+    if keep is None:
+        return env
+    if len(space.shape) != 1 or max(keep) >= space.shape[0]:
+        raise UsageError(f"env.keep={list(keep)} picks features of a flat observation; this one is {space.shape}")
+    index = np.asarray(list(keep))
+    kept = gym.spaces.Box(space.low[index], space.high[index], (len(index),), space.dtype)
+    return gym.wrappers.TransformObservation(env, lambda obs: obs[index], kept)
 
 
 def stats_and_limit(env: gym.Env, max_episode_steps) -> gym.Env:
