@@ -1,7 +1,7 @@
 """Benchmark rlkit against its peers in one run, on this machine:
 
     python -m rlkit.bench env=doom threshold=80                  # raw env, rlkit PPO, SB3 PPO
-    python -m rlkit.bench env=cartpole threshold=475 append=true # ... and add the table to BENCHMARKS.md
+    python -m rlkit.bench env=cartpole threshold=475 append=true # ... and add the report to the benchmarks archive
     python -m rlkit.bench env=doom scaling=1,2,4                 # runner=ray: collection steps/s per worker count
 
 Measures, with identical envs and hyperparameters: the vector env's raw throughput (random
@@ -193,6 +193,17 @@ def main_scaling(opts, rest, command, sha):
     return rates, report
 
 
+ARCHIVE = Path(__file__).resolve().parents[1] / "docs" / "benchmarks-archive.md"
+
+
+def archive(report: str) -> None:
+    """`append=true`: the full report goes to the benchmarks archive (BENCHMARKS.md is one table of
+    current claims, one row each, written by hand from these reports)."""
+    with open(ARCHIVE, "a") as f:
+        f.write("\n" + report)
+    print(f"appended to {ARCHIVE}")
+
+
 def main(argv):
     opts, rest = split_args(argv)
     if opts["scaling"]:
@@ -201,8 +212,7 @@ def main(argv):
         results, report = main_scaling(opts, rest, command, sha)
         print("\n" + report)
         if opts["append"]:
-            with open(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "a") as f:
-                f.write("\n" + report)
+            archive(report)
         return results
     cfg = load_config(rest)
     # The peer is always SB3 PPO (rlkit.peers), with this env's PPO settings.
@@ -226,8 +236,7 @@ def main(argv):
               f"seed {cfg.seed}.\n\n    {command}\n\n{table(opts, raw, results)}\n")
     print("\n" + report)
     if opts["append"]:
-        with open(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "a") as f:
-            f.write("\n" + report)
+        archive(report)
     return results
 
 
