@@ -198,7 +198,9 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
             if stop.requested and update < num_updates:
                 save(f"step_{step}.safetensors", update)
                 print(logger.close(step, run_dir))
-                print(f"stopped at step {step}; continue with:\n  python -m rlkit.train resume={run_dir}")
+                again = (f" runner={cfg.runner.name}" if cfg.runner.name != "local" else "") \
+                    + (" compile=true" if cfg.compile else "")  # what a checkpoint cannot turn on
+                print(f"stopped at step {step}; continue with:\n  python -m rlkit.train resume={run_dir}{again}")
                 return run_dir, True
             if cfg.checkpoint_every and step - last_ckpt >= cfg.checkpoint_every and update < num_updates:
                 save(f"step_{step}.safetensors", update)
