@@ -7,7 +7,7 @@ way, as `collector.*`.
 A checkpoint is data. Loading parses tensors and JSON only, so it can never run code; the
 header's SHA-256 digest of every tensor and every other header entry is checked (damage of any
 byte is refused), non-finite weights are refused, and the config and spaces pass the same
-validation as the command line plus the rules for files (rlkit.config.stored_config): no
+validation as the command line plus the rules for files (rlkit.stored.stored_config): no
 interpolation, bounded sizes, and games only from rlkit's own catalogue."""
 from __future__ import annotations
 

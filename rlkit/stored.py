@@ -116,7 +116,7 @@ def stored_config(raw: Any, source: str) -> tuple[DictConfig, list[str]]:
 
 
 def run_config(run_dir: Path):
-    """A run folder's config.yaml read as data (plain YAML, validated by rlkit.config.stored_config:
+    """A run folder's config.yaml read as data (plain YAML, validated by `stored_config`:
     no interpolation is ever resolved), and the peer that wrote it, if one did; (None, None) without one."""
     import yaml
 

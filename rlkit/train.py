@@ -127,10 +127,10 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     pool = collector.pool  # self-play: the opponent pool
     try:
         symmetries = augmenter(cfg, collector)
-        spaces = (cfg.model, collector.observation_space, collector.action_space, cfg.env.family == "board")
+        spaces, board = (collector.observation_space, collector.action_space), cfg.env.family == "board"
         if resume_from:  # before the network is built: a file's config cannot ask for more than its weights
-            check_fits(resume_from["model"], *spaces, cfg.resume)
-        policy = make_policy(*spaces[:3], board=spaces[3]).to(device)
+            check_fits(resume_from["model"], cfg.model, *spaces, board, cfg.resume)
+        policy = make_policy(cfg.model, *spaces, board=board).to(device)
         optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.algo.lr, eps=1e-5)
         if resume_from:
             restore(resume_from, policy, optimizer, pool, collector, cfg.resume)
