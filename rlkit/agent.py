@@ -2,8 +2,8 @@
 
     agent = rlkit.load_agent("runs/doom__ppo__1__.../")   # a run folder or a checkpoint file
     env = agent.make_env()                                # the game, preprocessed as in training
-    obs, _ = env.reset(); agent.reset()
-    action = agent.act(obs)
+    obs, _ = env.reset(); agent.reset()                   # a new game: memory cleared
+    action = agent.act(obs)                               # advances the memory of an agent with a core
 
 Board games: `make_env()` is the PettingZoo game (two seats); in any PettingZoo loop,
     obs, reward, terminated, truncated, info = env.last()
@@ -49,6 +49,7 @@ class Agent:
     def __init__(self, policy, cfg, device, path: Path | None = None, observation_space=None, action_space=None):
         self.policy, self.cfg, self.device, self.path = policy, cfg, torch.device(device), path
         self.observation_space, self.action_space = observation_space, action_space  # as trained
+        self.state = None  # a core's memory of the game being played (None: a new game)
 
     def make_env(self, render_mode=None):
         """A single Gymnasium env with the preprocessing this agent was trained on."""
@@ -75,24 +76,38 @@ class Agent:
                              f"{num_actions}")
 
     @torch.inference_mode()
-    def explain(self, observation, action_mask=None) -> tuple[np.ndarray, float]:
-        """The policy's action probabilities (float64, masked-out actions at 0) and value estimate."""
+    def _see(self, observation, action_mask):
         obs = torch.as_tensor(np.asarray(observation), device=self.device).unsqueeze(0)
         mask = None if action_mask is None else torch.as_tensor(np.asarray(action_mask, dtype=bool),
                                                                  device=self.device).unsqueeze(0)
-        logits, value = self.policy(obs, mask)
+        state = self.policy.initial_state(1, self.device) if self.state is None else self.state
+        logits, value, state = self.policy(obs, mask, state, torch.zeros(1, dtype=torch.bool, device=self.device))
         probs = torch.softmax(logits[0].double(), -1).cpu().numpy()
-        return probs / probs.sum(), float(value[0])
+        return probs / probs.sum(), float(value[0]), state
+
+    def explain(self, observation, action_mask=None) -> tuple[np.ndarray, float]:
+        """The policy's action probabilities (float64, masked-out actions at 0) and value estimate
+        for `observation`, under what the agent remembers of this game; the memory stays as it was."""
+        probs, value, _ = self._see(observation, action_mask)
+        return probs, value
+
+    def observe(self, observation, action_mask=None) -> tuple[np.ndarray, float]:
+        """`explain`, and the observation taken into the agent's memory: call it once per step of
+        the game, as `act` does (for a memoryless agent the two are the same)."""
+        probs, value, self.state = self._see(observation, action_mask)
+        return probs, value
 
     def act(self, observation, action_mask=None, deterministic: bool = False) -> int:
-        """One action for one observation of `make_env()`'s env; masked-out actions are never chosen."""
-        probs, _ = self.explain(observation, action_mask)
+        """One action for one observation of `make_env()`'s env; masked-out actions are never chosen.
+        Call it once per step: an agent with memory (model.core) remembers every observation it acted on."""
+        probs, _ = self.observe(observation, action_mask)
         if deterministic:
             return int(probs.argmax())
         return int(torch.multinomial(torch.from_numpy(probs), 1).item())
 
     def reset(self) -> None:
-        """Call between episodes. Today's policies keep no state; recurrent ones will."""
+        """Call at the start of every game: clears the memory of an agent with a core."""
+        self.state = None
 
 
 def pick_device(name: str) -> torch.device:

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from rlkit.nets import logp_entropy_value
+from rlkit.algos.common import layout, unsequence
+from rlkit.nets import log_policy, logp_entropy_value
 
 
 class AsyncCollector:
@@ -62,6 +63,8 @@ class AsyncCollector:
     def _rate(policy, batch: dict, chunk: int = 4096) -> None:
         """The learner's own view of a batch another policy collected: `prox_logprobs` of the
         actions, and `values` and `last_value` from its value head, for decoupled PPO."""
+        if policy.recurrent:
+            return AsyncCollector._rate_sequences(policy, batch)
         obs, actions = batch["obs"].flatten(0, 1), batch["actions"].flatten()
         masks = batch["masks"].flatten(0, 1) if "masks" in batch else None
         logps, values = [], []
@@ -73,6 +76,17 @@ class AsyncCollector:
         shape = batch["logprobs"].shape
         batch["prox_logprobs"], batch["values"] = torch.cat(logps).view(shape), torch.cat(values).view(shape)
         batch["last_value"] = policy(batch["next_obs"], batch.get("next_mask"))[1]
+
+    @staticmethod
+    def _rate_sequences(policy, batch: dict) -> None:
+        """`_rate` for a policy with memory: the rollout replayed from its stored states, which
+        gives the learner's own state after the last step, for `last_value`."""
+        data, _, memory = layout(policy, batch, {k: batch[k] for k in ("obs", "actions", "masks") if k in batch})
+        logits, values, state = policy(data["obs"], data.get("masks"), memory["state"], memory["starts"])
+        logp = log_policy(logits).gather(-1, data["actions"].unsqueeze(-1)).squeeze(-1)
+        chunks, n = batch["states"].shape[0], batch["actions"].shape[1]
+        batch["prox_logprobs"], batch["values"] = unsequence(logp, chunks), unsequence(values, chunks)
+        batch["last_value"] = policy(batch["next_obs"], batch.get("next_mask"), state[-n:], batch["next_start"])[1]
 
     def close(self) -> None:
         """Stops the rollout in flight at its next step (a Ray collector's: at its end), waits for

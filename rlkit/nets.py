@@ -1,5 +1,11 @@
-"""Policies: an encoder (MLP, Nature CNN, IMPALA CNN, Transformer) feeding actor and critic
-heads. The one seam to the learners: `policy(obs, action_mask=None) -> (logits, value)`.
+"""Policies: an encoder (MLP, Nature CNN, IMPALA CNN, Transformer) -> a core (memory, see
+rlkit.cores) -> actor and critic heads. The one seam to the learners and players:
+
+    policy(obs, mask, state, starts) -> (logits, value, state)   # any policy; starts [B]: one step,
+                                                                  # starts [T, B]: a sequence from state
+    policy(obs, mask) -> (logits, value)                          # a policy without memory
+
+`policy.initial_state(n)` is the state of `n` games before their first step.
 
 Frames arrive as uint8 [B, *stack, H, W] and become floats in the first layer; leading
 stack/channel dimensions are folded into channels. Board games (`board=True`) arrive as
@@ -14,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlkit.cores import make_core, unroll
 from rlkit.errors import UsageError
 
 MASKED_LOGIT = -1e9
@@ -174,30 +181,59 @@ def log_policy(logits: torch.Tensor) -> torch.Tensor:
     return logits.float().log_softmax(-1)
 
 
-def logp_entropy_value(policy, obs, actions, masks=None):
+def logp_entropy_value(policy, obs, actions, masks=None, state=None, starts=None):
     """Under the current policy: the log-probabilities of `actions`, the entropies and the values
-    (illegal actions masked out, as when the actions were sampled)."""
-    logits, value = policy(obs, masks)
+    (illegal actions masked out, as when the actions were sampled). With `state` and `starts`
+    ([T, B]), `obs` and `actions` are sequences [T, B, ...] that start from `state`."""
+    logits, value = policy(obs, masks) if state is None else policy(obs, masks, state, starts)[:2]
     logp = log_policy(logits)
-    return logp.gather(-1, actions[:, None].long()).squeeze(-1), -(logp.exp() * logp).sum(-1), value
+    return logp.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1), -(logp.exp() * logp).sum(-1), value
+
+
+class Memoryless:
+    """What a network `forward(obs, mask) -> (logits, value)` with no core (a wrapper such as
+    rlkit.symmetry.Symmetric) needs to take the whole seam: an empty state, passed through.
+    Put it first among the bases: `class Net(Memoryless, nn.Module)`."""
+
+    recurrent = False
+
+    def initial_state(self, n: int, device=None) -> torch.Tensor:
+        return torch.zeros((n, 0), device=device)
+
+    def __call__(self, obs, action_mask=None, state=None, starts=None):
+        out = nn.Module.__call__(self, obs, action_mask)
+        return out if state is None else (*out, state)
 
 
 class ActorCritic(nn.Module):
-    def __init__(self, encoder: nn.Module, num_actions: int):
+    def __init__(self, encoder: nn.Module, num_actions: int, core: nn.Module | None = None):
         super().__init__()
         self.encoder = encoder
-        self.actor = layer_init(nn.Linear(encoder.out_dim, num_actions), std=0.01)
-        self.critic = layer_init(nn.Linear(encoder.out_dim, 1), std=1.0)
-        self.amp_dtype = None  # e.g. torch.bfloat16: run the encoder under autocast
+        self.core = core if core is not None else make_core({}, encoder.out_dim)
+        self.recurrent = self.core.recurrent
+        self.actor = layer_init(nn.Linear(self.core.out_dim, num_actions), std=0.01)
+        self.critic = layer_init(nn.Linear(self.core.out_dim, 1), std=1.0)
+        self.amp_dtype = None  # e.g. torch.bfloat16: run the encoder under autocast (the core stays fp32)
 
-    def forward(self, obs, action_mask=None):
+    def initial_state(self, n: int, device=None) -> torch.Tensor:
+        return torch.zeros((n, self.core.state_size), device=device or self.actor.weight.device)
+
+    def forward(self, obs, action_mask=None, state=None, starts=None):
+        if state is None and self.recurrent:
+            raise TypeError("a policy with memory needs its state: policy(obs, mask, state, starts)")
+        sequence = starts is not None and starts.dim() == 2
         with torch.autocast(obs.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            h = self.encoder(obs)
+            h = self.encoder(obs.flatten(0, 1) if sequence else obs)
         h = h.float()
+        if sequence:
+            h, state = unroll(self.core, h.view(*starts.shape, -1), state, starts)
+        elif state is not None:
+            h, state = self.core(h, state, starts)
         logits = self.actor(h)
         if action_mask is not None:
             logits = logits.masked_fill(~action_mask.bool(), MASKED_LOGIT)
-        return logits, self.critic(h).squeeze(-1)
+        value = self.critic(h).squeeze(-1)
+        return (logits, value) if state is None else (logits, value, state)
 
     def prepare(self, obs: torch.Tensor) -> torch.Tensor:
         """Under `amp`, a batch of frames converted once, as the encoder would convert them on
@@ -235,4 +271,4 @@ def make_policy(model_cfg, observation_space, action_space, board: bool = False)
     except (RuntimeError, ValueError) as e:
         raise UsageError(f"model {model_cfg.name} cannot take observations of shape "
                          f"{tuple(observation_space.shape)}: {str(e).splitlines()[0]}") from None
-    return ActorCritic(encoder, int(action_space.n))
+    return ActorCritic(encoder, int(action_space.n), make_core(model_cfg, encoder.out_dim))

@@ -8,7 +8,13 @@ real end: the value of the final observation, discounted, is added to that step'
 
 Action masks: an env that has illegal moves (board games) gives the legal ones as
 `info["action_mask"]` ([N, A] bool) with every observation, on reset and on each step. They are
-passed to the policy when sampling and kept in the batch (`masks`) for the update."""
+passed to the policy when sampling and kept in the batch (`masks`) for the update.
+
+Memory (rlkit.cores): the rollout carries each game's core state from step to step and from one
+rollout to the next. `starts[t]` is true where step t's observation begins an episode (the state
+is zeroed there); `states[k]` is the state every game held before step k * seq_len, so a learner
+can replay chunks of `seq_len` steps from where acting was. A truncated episode is bootstrapped
+from its final observation under the state its last step left."""
 from __future__ import annotations
 
 import threading
@@ -18,13 +24,13 @@ import weakref
 import numpy as np
 import torch
 
+from rlkit.acting import GraphedAct, act
 from rlkit.envs import make_groups
 from rlkit.errors import RunError, UsageError
-from rlkit.nets import log_policy
 
 MAX_ENV_RESTARTS = 10
 MAX_ROLLOUT_BYTES = 16 * 2**30  # a rollout's buffers (observations, actions, log-probabilities, values, masks)
-PER_ENV = ("last_value", "next_obs", "next_mask")  # a batch's [N, ...] entries; the others are [T, N, ...]
+PER_ENV = ("last_value", "next_obs", "next_mask", "next_start")  # [N, ...] entries; the others: [T, N, ...]
 
 
 class Rollout:
@@ -44,13 +50,16 @@ class Rollout:
     (`collect`, `num_envs`, `restarts`, `close`) and runs one of these inside each Ray worker."""
 
     def __init__(self, envs, device: torch.device, num_steps: int, seed: int, gamma: float = 0.99,
-                 bootstrap: bool = True, remake=None, generator=None):
+                 bootstrap: bool = True, remake=None, generator=None, seq_len: int | None = None):
         # `gamma`, `bootstrap`: a truncated episode's last reward gets gamma * the value of its final
         # observation, if `bootstrap` (an algorithm without a value head has none to give).
         # `generator`: the sampling noise's own random stream (else PyTorch's global one, which a
         # checkpoint saves); a collector that runs beside the learner (AsyncCollector) needs one.
         self.device, self.T, self.seed, self.remake, self.generator = device, num_steps, seed, remake, generator
         self.gamma, self.bootstrap = gamma, bootstrap
+        self.seq_len = seq_len or num_steps  # memory: a state is kept for every chunk of this many steps
+        if self.T % self.seq_len:
+            raise UsageError(f"algo.seq_len ({self.seq_len}) must divide algo.num_steps ({self.T})")
         self.cancel = threading.Event()  # set from another thread: collect() stops at the next step
         # On CUDA: policy -> {(group size, amp dtype, training): GraphedAct, or None where one cannot
         # be made}. Weak: a freed policy's graphs go with it, never replayed for a newcomer at its address.
@@ -70,6 +79,8 @@ class Rollout:
         self.logprobs, self.values = (torch.zeros((self.T, n), device=device) for _ in range(2))
         # Rewards and ends arrive on the CPU: gathered there, sent to the device once per rollout.
         self.rewards, self.dones = (np.zeros((self.T, n), dtype=np.float32) for _ in range(2))
+        self.starts = torch.zeros((self.T, n), dtype=torch.bool, device=device)
+        self.core_state = self.states = None  # the cores' states: made on the first collect, as the policy's
         self._start(seed)
         self.masks = None if self.next_mask is None else torch.ones(
             (self.T, n, self.action_space.n), dtype=torch.bool, device=device)
@@ -86,6 +97,7 @@ class Rollout:
         self.next_obs = torch.cat([self._tensor(obs) for obs, _ in resets])
         masks = [self._mask(info) for _, info in resets]
         self.next_mask = None if masks[0] is None else torch.cat(masks)
+        self.next_start = torch.ones(self.next_obs.shape[0], dtype=torch.bool, device=self.device)
 
     def _mask(self, info: dict):
         mask = info.get("action_mask")
@@ -135,12 +147,17 @@ class Rollout:
         Gumbel noise, [num_envs, actions]), and sent to its envs."""
         c = self.cols[g]
         obs, mask = self.next_obs[c], None if self.next_mask is None else self.next_mask[c]
-        self.obs[t, c] = obs
+        state, start = self.core_state[c], self.next_start[c]
+        self.obs[t, c], self.starts[t, c] = obs, start
+        if t % self.seq_len == 0:
+            self.states[t // self.seq_len, c] = state
         if mask is not None:
             self.masks[t, c] = mask
-        graphed = self._graphed(policy, obs, mask, gumbel[c])
-        action, logprob, value = graphed(obs, gumbel[c]) if graphed else act(policy, obs, mask, gumbel[c])
+        graphed = self._graphed(policy, obs, mask, gumbel[c], state, start)
+        action, logprob, value, state = graphed(obs, gumbel[c], state, start) if graphed \
+            else act(policy, obs, mask, gumbel[c], state, start)
         self.actions[t, c], self.logprobs[t, c], self.values[t, c] = action, logprob, value
+        self.core_state[c] = state
         self.sent[g] = action.cpu().numpy()
         envs = self.groups[g]
         if hasattr(envs, "step_async"):
@@ -149,7 +166,7 @@ class Rollout:
             except Exception as e:  # noqa: BLE001 - any env failure: replace the envs
                 self._restart(e)
 
-    def _graphed(self, policy, obs, mask, gumbel):
+    def _graphed(self, policy, obs, mask, gumbel, state, start):
         """The policy's step for a group of this size as one CUDA graph (made on first use), else
         None (on a CPU, for a compiled policy, or with action masks): on CUDA, an uncompiled
         policy's step is dozens of small kernels whose launches, not the GPU, set the pace."""
@@ -161,7 +178,7 @@ class Rollout:
         key = (obs.shape[0], getattr(policy, "amp_dtype", None), policy.training)
         if key not in graphs:
             try:
-                graphs[key] = GraphedAct(policy, obs, gumbel)
+                graphs[key] = GraphedAct(policy, obs, gumbel, state, start)
             except RuntimeError as e:  # a policy CUDA graphs cannot hold: it runs as it is
                 warnings.warn(f"the policy's step could not be captured as a CUDA graph; it runs uncaptured "
                               f"({str(e)[:120]})", stacklevel=2)
@@ -188,8 +205,11 @@ class Rollout:
             cut = truncated & ~terminated
             if self.bootstrap and cut.any():
                 final = self._tensor(np.stack(info["final_obs"][cut]))
-                reward[cut] += self.gamma * policy(final)[1].cpu().numpy()
+                after = self.core_state[c][self._tensor(cut)]  # the state the episode's last step left
+                value = policy(final, None, after, torch.zeros(len(after), dtype=torch.bool, device=self.device))[1]
+                reward[cut] += self.gamma * value.cpu().numpy()
         self.rewards[t, c], self.dones[t, c] = reward, terminated | truncated
+        self.next_start[c] = self._tensor(terminated | truncated)
         self.next_obs[c].copy_(torch.as_tensor(np.asarray(obs)), non_blocking=True)
         if self.next_mask is not None:
             self.next_mask[c] = self._mask(info)
@@ -199,6 +219,7 @@ class Rollout:
     def collect(self, policy):
         """Step every env `num_steps` times. Returns (batch, finished episodes as (return, length))."""
         episodes, groups = [], range(len(self.groups))
+        self._states_for(policy)
         for t in range(self.T):
             if self.cancel.is_set():
                 raise Cancelled("the rollout was cancelled")
@@ -211,47 +232,29 @@ class Rollout:
                 self._act(policy, t, g, gumbel)
         for g in groups:
             episodes += self._receive(policy, self.T - 1, g)
-        last_value = policy(self.next_obs, self.next_mask)[1]
+        last_value = policy(self.next_obs, self.next_mask, self.core_state, self.next_start)[1]
         batch = dict(obs=self.obs, actions=self.actions, logprobs=self.logprobs, values=self.values,
-                     last_value=last_value, next_obs=self.next_obs)
+                     last_value=last_value, next_obs=self.next_obs, starts=self.starts, states=self.states,
+                     next_start=self.next_start)
         if self.masks is not None:
             batch["masks"], batch["next_mask"] = self.masks, self.next_mask
         batch = {k: v.clone() for k, v in batch.items()}
         batch["rewards"], batch["dones"] = (torch.tensor(x, device=self.device) for x in (self.rewards, self.dones))
         return batch, episodes
 
-
-def act(policy, obs, mask, gumbel):
-    """Actions sampled with `gumbel` (minus Gumbel noise: Gumbel-max), their log-probabilities
-    and the values of `obs`."""
-    logits, value = policy(obs, mask)
-    action = (logits - gumbel).argmax(-1)
-    return action, log_policy(logits).gather(-1, action[:, None]).squeeze(-1), value
-
-
-class GraphedAct:
-    """`act` for one batch size, captured once as a CUDA graph and replayed: inputs are copied
-    into the graph's own buffers, and the outputs are its buffers, valid until the next call.
-    The weights are read where they live, so updates made in place (the optimizer's, or
-    AsyncCollector's copy) are seen. Replays give what `act` gives, bit for bit (tested on CUDA)."""
-
-    def __init__(self, policy, obs, gumbel):
-        self.obs, self.gumbel = obs.clone(), gumbel.clone()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up off the capture: cuDNN and cuBLAS set themselves up
-            for _ in range(3):
-                act(policy, self.obs, None, self.gumbel)
-        torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):  # AsyncCollector's thread
-            self.out = act(policy, self.obs, None, self.gumbel)
-
-    def __call__(self, obs, gumbel):
-        self.obs.copy_(obs)
-        self.gumbel.copy_(gumbel)
-        self.graph.replay()
-        return self.out
+    def _states_for(self, policy) -> None:
+        """The cores' running states and their per-chunk buffer, made for `policy`'s core (the
+        first time, or anew for a policy with another kind of state)."""
+        size = policy.initial_state(0, self.device).shape[1]
+        if self.core_state is not None and self.core_state.shape[1] == size:
+            return
+        chunks, need = self.T // self.seq_len, self.T // self.seq_len * self.num_envs * size * 4
+        if need > MAX_ROLLOUT_BYTES:
+            raise UsageError(f"the core's states for {chunks} chunks x {self.num_envs} envs need {need / 2**30:.0f} "
+                             f"GiB; at most {MAX_ROLLOUT_BYTES // 2**30} GiB: raise algo.seq_len or lower model.memory")
+        self.core_state = policy.initial_state(self.num_envs, self.device)
+        self.states = torch.zeros((chunks, self.num_envs, size), device=self.device)
+        self.next_start.fill_(True)
 
 
 class Cancelled(Exception):
@@ -280,4 +283,4 @@ def make_rollout(cfg, device: torch.device, seed: int, bootstrap: bool):
     # Beside the learner (async_rollout), the sampling noise needs a random stream of its own.
     generator = torch.Generator(device).manual_seed(seed) if cfg.get("async_rollout", False) else None
     return Rollout(envs, device, cfg.algo.num_steps, seed, gamma=cfg.algo.gamma, bootstrap=bootstrap,
-                   remake=lambda: make_groups(cfg, pool), generator=generator)
+                   remake=lambda: make_groups(cfg, pool), generator=generator, seq_len=cfg.algo.get("seq_len"))

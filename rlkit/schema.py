@@ -112,6 +112,9 @@ SCHEMA: dict[str, Key] = {
     "algo.name": Key("ppo, reinforce or alphazero (configs/algo/)"),
     "algo.lr": Key("Adam's learning rate", 0, 10, above=True),
     "algo.anneal_lr": Key("the learning rate falls linearly to 0 by total_steps"),
+    "algo.seq_len": Key("a core learns through chunks of this many steps, replayed from the state acting had at "
+                        "their start; it divides algo.num_steps (null: the whole rollout)", 0, 10**6, above=True,
+                        kind=int),
     "algo.num_steps": positive(10**6, "steps per env in each rollout (alphazero: moves per game between updates)"),
     "algo.gamma": span(0, 1, "discount"),
     "algo.gae_lambda": span(0, 1, "GAE's lambda"),
@@ -142,6 +145,11 @@ SCHEMA: dict[str, Key] = {
     "model.dim": positive(4096, "the Transformer's width"),
     "model.heads": positive(64, "attention heads (dim must be a multiple)"),
     "model.dropout": span(0, 0.99, "the Transformer's dropout"),
+    "model.core": Key("memory between encoder and heads: none, lstm, gru, or transformer (gated, over the last "
+                      "model.memory steps)", choices=("none", "lstm", "gru", "transformer")),
+    "model.core_size": positive(4096, "the core's width (LSTM/GRU hidden size, the memory Transformer's width)"),
+    "model.core_layers": positive(16, "the core's layers (stacked cells, or gated Transformer blocks)"),
+    "model.memory": positive(1024, "steps the memory Transformer attends over (core=transformer)"),
     # runner
     "runner.name": Key("local, or ray (rollouts on Ray actors)"),
     "runner.workers": positive(4096, "Ray workers, each stepping num_envs envs"),
@@ -204,7 +212,8 @@ def check_types(cfg: DictConfig, base: DictConfig, prefix: str = "") -> None:
 
 def check_ranges(cfg: DictConfig) -> None:
     """Every number within its schema range (and finite), every choice from its list, the device
-    by its pattern, and the Transformer's width a multiple of its heads."""
+    by its pattern, the Transformer's width a multiple of its heads, no memory core for a board game,
+and algo.seq_len a divisor of algo.num_steps."""
     for key, rule in SCHEMA.items():
         value = OmegaConf.select(cfg, key)
         if value is None or isinstance(value, ListConfig):
@@ -223,9 +232,14 @@ def check_ranges(cfg: DictConfig) -> None:
                              f"got {value}")
     if not DEVICE.fullmatch(str(cfg.device)):
         raise UsageError(f"device must be one of: auto, cpu, cuda, cuda:N, mps; got {str(cfg.device)!r}")
-    model = cfg.model
+    model, algo = cfg.model, cfg.algo
     if "heads" in model and model.dim % model.heads:
         raise UsageError(f"model.dim ({model.dim}) must be a multiple of model.heads ({model.heads})")
+    if model.get("core", "none") != "none" and cfg.env.get("family") == "board":
+        raise UsageError(f"model.core={model.core}: board games show the whole position in every observation, "
+                         f"and search rates positions out of any game's order; use model.core=none")
+    if algo.get("seq_len") and algo.num_steps % algo.seq_len:
+        raise UsageError(f"algo.seq_len ({algo.seq_len}) must divide algo.num_steps ({algo.num_steps})")
 
 
 def describe(cfg: DictConfig) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from rlkit.errors import UsageError
-from rlkit.nets import logp_entropy_value
+from rlkit.nets import Memoryless, logp_entropy_value
 from rlkit.rollout import PER_ENV
 
 
@@ -78,7 +78,7 @@ class BoardSymmetries:
         return {k: torch.cat([own[k], x], dim=0 if k in PER_ENV else 1) for k, x in image.items()}
 
 
-class Symmetric(torch.nn.Module):
+class Symmetric(Memoryless, torch.nn.Module):
     """A board-game policy averaged over the board's symmetries (BoardSymmetries): the network
     sees every symmetric image of the position, each image's move logits are mapped back to the
     position's own moves, and logits and values are averaged (a geometric mean of the policies),

@@ -58,7 +58,7 @@ def play(agent, env, seed: int, deterministic: bool = False, render: bool = True
     obs, info = env.reset(seed=seed)
     agent.reset()
     while True:
-        probs, value = agent.explain(obs, info.get("action_mask"))
+        probs, value = agent.observe(obs, info.get("action_mask"))  # memory: one observation per step
         if render:
             frame = _frame(env, probs, value, names)
             episode.frames.append(frame)

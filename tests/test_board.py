@@ -142,7 +142,8 @@ def test_sampling_and_learning_read_the_same_log_probabilities():
     masks = torch.rand(16, 7) < 0.6
     masks[:, 3] = True
     with torch.no_grad():
-        action, logp, _ = act(policy, obs, masks, -torch.log(-torch.log(torch.rand(16, 7))))
+        action, logp, _, _ = act(policy, obs, masks, -torch.log(-torch.log(torch.rand(16, 7))),
+                                 policy.initial_state(16), torch.zeros(16, dtype=torch.bool))
         again, entropy, _ = evaluate(policy, obs, action, masks)
         logits = policy(obs, masks)[0]
     assert masks.gather(1, action[:, None]).all()

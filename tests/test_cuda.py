@@ -11,12 +11,14 @@ from rlkit.rollout import Rollout
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-@pytest.mark.parametrize(("env", "amp"), [("cartpole", False), ("cartpole", True), ("pong", True)])
+@pytest.mark.parametrize(("env", "amp"), [("cartpole", False), ("cartpole", True), ("pong", True),
+                                          ("cartpole_masked", False)])
 def test_cuda_graph_collects_exactly_what_the_uncaptured_policy_does(env, amp):
     """Two rollouts from the same seed, one acting through CUDA graphs, one not, with an update of
     the weights in place between the two collections: the same actions, log-probabilities,
     values and frames, bit for bit."""
-    cfg = load_config([f"env={env}", "num_envs=8", "algo.num_steps=32", f"overlap={env == 'pong'}"])
+    cfg = load_config([f"env={env}", "num_envs=8", "algo.num_steps=32", f"overlap={env == 'pong'}",
+                       f"model.core={'lstm' if env == 'cartpole_masked' else 'none'}"])  # a state in the graph
     dev = torch.device("cuda")
     batches = []
     for graphed in (True, False):
@@ -38,7 +40,7 @@ def test_cuda_graph_collects_exactly_what_the_uncaptured_policy_does(env, amp):
         rollout.close()
         batches.append(got)
     for with_graph, without in zip(*batches):
-        for k in ("actions", "logprobs", "values", "obs", "rewards", "dones"):
+        for k in ("actions", "logprobs", "values", "obs", "rewards", "dones", "states"):
             assert torch.equal(with_graph[k], without[k]), k
     assert not torch.equal(batches[0][0]["actions"], batches[0][1]["actions"])
 

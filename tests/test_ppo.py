@@ -7,6 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from rlkit.algos import ppo
+from rlkit.nets import Memoryless
 
 
 def test_clipped_surrogate_takes_the_pessimistic_side_of_the_clip():
@@ -48,7 +49,7 @@ def batch_of(n=64, actions=2, seed=0):
             "rewards": torch.randn(n, 1, generator=g), "dones": torch.zeros(n, 1), "last_value": torch.zeros(1)}
 
 
-class Uniform(torch.nn.Module):
+class Uniform(Memoryless, torch.nn.Module):
     """Starts as a uniform policy (log-probabilities -log 2, as the batch says) with zero values."""
 
     def __init__(self):

@@ -6,6 +6,7 @@ from gymnasium.vector import AutoresetMode
 
 from rlkit.algos.ppo import advantages
 from rlkit.algos.reinforce import mc_returns
+from rlkit.nets import Memoryless
 from rlkit.rollout import Rollout
 
 
@@ -64,7 +65,7 @@ class Countdown(gym.Env):
         return obs, 1.0, self.t >= self.length, False, {}
 
 
-class ConstantValue(torch.nn.Module):
+class ConstantValue(Memoryless, torch.nn.Module):
     """A policy whose value is 10 * obs[1]: 10 on the final observations, 0 on a reset one."""
 
     def forward(self, obs, action_mask=None):
@@ -301,7 +302,7 @@ def test_cuda_graphs_are_kept_per_policy_object_group_size_and_precision(monkeyp
     made = []
 
     class Recorded:  # stands in for GraphedAct: counts captures, captures nothing
-        def __init__(self, policy, obs, gumbel):
+        def __init__(self, policy, obs, gumbel, state, start):
             made.append(obs.shape[0])
 
     monkeypatch.setattr(rollout_module, "GraphedAct", Recorded)
@@ -310,22 +311,28 @@ def test_cuda_graphs_are_kept_per_policy_object_group_size_and_precision(monkeyp
     rollout.device = torch.device("cuda")  # only the bookkeeping runs: nothing is captured or replayed
     policy = make_policy(cfg.model, rollout.observation_space, rollout.action_space)
     obs, gumbel = torch.zeros(4, 4), torch.zeros(4, 2)
-    first = rollout._graphed(policy, obs, None, gumbel)
-    assert rollout._graphed(policy, obs, None, gumbel) is first and made == [4]
-    assert rollout._graphed(policy, obs[:2], None, gumbel[:2]) not in (None, first) and made == [4, 2]
+    first = rollout._graphed(policy, obs, None, gumbel, *no_memory(len(obs)))
+    assert rollout._graphed(policy, obs, None, gumbel, *no_memory(len(obs))) is first and made == [4]
+    assert rollout._graphed(policy, obs[:2], None, gumbel[:2], *no_memory(2)) not in (None, first) and made == [4, 2]
     policy.amp_dtype = torch.bfloat16
-    assert rollout._graphed(policy, obs, None, gumbel) is not first and made == [4, 2, 4]
+    assert rollout._graphed(policy, obs, None, gumbel, *no_memory(len(obs))) is not first and made == [4, 2, 4]
     policy.amp_dtype = None
     policy.eval()
-    assert rollout._graphed(policy, obs, None, gumbel) is not first and len(made) == 4
+    assert rollout._graphed(policy, obs, None, gumbel, *no_memory(len(obs))) is not first and len(made) == 4
     policy.train()
-    assert rollout._graphed(policy, obs, torch.ones(4, 2, dtype=torch.bool), gumbel) is None and len(made) == 4
+    masks = torch.ones(4, 2, dtype=torch.bool)
+    assert rollout._graphed(policy, obs, masks, gumbel, *no_memory(len(obs))) is None and len(made) == 4
     other = make_policy(cfg.model, rollout.observation_space, rollout.action_space)
-    assert rollout._graphed(other, obs, None, gumbel) is not first and len(made) == 5
+    assert rollout._graphed(other, obs, None, gumbel, *no_memory(len(obs))) is not first and len(made) == 5
     del other
     gc.collect()
     assert list(rollout.graphs.keys()) == [policy] and len(rollout.graphs[policy]) == 4
     rollout.close()
+
+
+def no_memory(n: int):
+    """The state and starts of `n` games of a policy without memory."""
+    return torch.zeros(n, 0), torch.zeros(n, dtype=torch.bool)
 
 
 def test_a_policy_cuda_graphs_cannot_hold_runs_uncaptured(monkeypatch):
@@ -350,6 +357,7 @@ def test_a_policy_cuda_graphs_cannot_hold_runs_uncaptured(monkeypatch):
     rollout.device = SimpleNamespace(type="cuda")  # only the choice to capture reads it
     obs, gumbel = torch.zeros(2, 4), torch.zeros(2, 2)
     with pytest.warns(UserWarning, match="could not be captured as a CUDA graph"):
-        assert rollout._graphed(policy, obs, None, gumbel) is None
-    assert rollout._graphed(policy, obs, None, gumbel) is None and len(tries) == 1  # not tried again
+        assert rollout._graphed(policy, obs, None, gumbel, *no_memory(len(obs))) is None
+    again = rollout._graphed(policy, obs, None, gumbel, *no_memory(len(obs)))
+    assert again is None and len(tries) == 1  # not tried again
     rollout.close()

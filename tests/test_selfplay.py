@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from rlkit import elo
 from rlkit.config import UsageError, load_config
 from rlkit.games.connect_four import landing, wins
+from rlkit.nets import Memoryless
 from rlkit.players import AlphaBeta, Minimax, Player, RandomPlayer
 from rlkit.pool import OpponentPool
 from rlkit.search import MCTS, Lookahead
@@ -102,7 +103,7 @@ def test_alphabeta_values_equal_plain_minimax():
             assert ab.move_values(obs) == expect
 
 
-class CellValue(torch.nn.Module):
+class CellValue(Memoryless, torch.nn.Module):
     """Connect Four logits all 0 (ties go to the lowest column); value for the side to move: -1
     when the other side holds `cell`, else 0 (cell None: always 0)."""
 
@@ -118,7 +119,7 @@ class CellValue(torch.nn.Module):
         return logits, -flat[:, self.cell, 1] if self.cell is not None else torch.zeros(len(obs))
 
 
-class RandomNet(torch.nn.Module):
+class RandomNet(Memoryless, torch.nn.Module):
     """Connect Four logits and a value in (-1, 1), each a fixed random linear function of the
     board: every position gets its own value, so a search that mixes up games shows it."""
 
@@ -132,7 +133,7 @@ class RandomNet(torch.nn.Module):
         return logits, torch.tanh(out[:, 7])
 
 
-class Scaled(torch.nn.Module):
+class Scaled(Memoryless, torch.nn.Module):
     def __init__(self, net, scale):
         super().__init__()
         self.net, self.scale = net, scale

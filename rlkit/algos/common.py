@@ -1,4 +1,5 @@
-"""What the learners share: one optimizer step, advantage normalization and explained variance."""
+"""What the learners share: one optimizer step, advantage normalization, explained variance,
+and the layout of a batch for a policy with memory."""
 from __future__ import annotations
 
 import torch
@@ -19,3 +20,32 @@ def step(policy: nn.Module, optimizer, loss: torch.Tensor, max_grad_norm: float)
 def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
     var = target.var()
     return float("nan") if var == 0 else float(1 - (target - pred).var() / var)
+
+
+def sequences(x: torch.Tensor, chunks: int) -> torch.Tensor:
+    """[T, N, ...] -> [T / chunks, chunks * N, ...]: each column one chunk of one game's steps,
+    in the order of a rollout's `states` ([chunks, N, S] flattened to [chunks * N, S])."""
+    return x.unflatten(0, (chunks, -1)).transpose(0, 1).flatten(1, 2)
+
+
+def unsequence(x: torch.Tensor, chunks: int) -> torch.Tensor:
+    """The inverse of `sequences`: [T / chunks, chunks * N, ...] -> [T, N, ...]."""
+    return x.unflatten(1, (chunks, -1)).transpose(0, 1).flatten(0, 1)
+
+
+def layout(policy, batch: dict, data: dict) -> tuple[dict, int, dict]:
+    """`data`'s [T, N, ...] tensors as samples along one axis: flattened to [T * N, ...] (axis 0)
+    for a policy without memory; for one with memory, as sequences [seq_len, chunks * N, ...]
+    (axis 1) beside the states they start from. Returns (data, axis, what the policy needs
+    besides: {"state", "starts"}, or {})."""
+    if not policy.recurrent:
+        return {k: v.flatten(0, 1) for k, v in data.items()}, 0, {}
+    chunks = batch["states"].shape[0]
+    data = {k: sequences(v, chunks) for k, v in data.items()}
+    return data, 1, {"state": batch["states"].flatten(0, 1), "starts": sequences(batch["starts"], chunks)}
+
+
+def pick(data: dict, memory: dict, axis: int, idx: torch.Tensor) -> tuple[dict, dict]:
+    """The samples `idx` (steps, or whole sequences) of `layout`'s data and memory."""
+    return ({k: v.index_select(axis, idx) for k, v in data.items()},
+            {"state": memory["state"][idx], "starts": memory["starts"][:, idx]} if memory else {})

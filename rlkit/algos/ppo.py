@@ -1,11 +1,12 @@
 """PPO (Schulman et al. 2017) with the details that matter (Huang et al. 2022): GAE,
 clipped surrogate, optional value clipping, entropy bonus, gradient clipping, minibatch
-epochs, optional target-KL early stop, per-minibatch advantage normalization."""
+epochs, optional target-KL early stop, per-minibatch advantage normalization. A policy with memory
+learns through time: its minibatches are whole sequences replayed from the rollout's states."""
 from __future__ import annotations
 
 import torch
 
-from rlkit.algos.common import explained_variance, normalize, step
+from rlkit.algos.common import explained_variance, layout, normalize, pick, step
 from rlkit.nets import logp_entropy_value
 from rlkit.rollout import make_rollout
 
@@ -55,37 +56,41 @@ def approx_kl(log_ratio):
 def update(policy, optimizer, batch, cfg) -> dict:
     adv, ret = advantages(batch["rewards"], batch["values"], batch["dones"], batch["last_value"],
                           cfg.gamma, cfg.gae_lambda)
-    obs, actions = policy.prepare(batch["obs"].flatten(0, 1)), batch["actions"].flatten()
-    old_logp, old_v = batch["logprobs"].flatten(), batch["values"].flatten()
+    data = dict(obs=batch["obs"], actions=batch["actions"], old_logp=batch["logprobs"], old_v=batch["values"],
+                adv=adv, ret=ret)
     # async_rollout: another (older) policy collected the batch. Decoupled PPO (Hilton et al. 2021):
     # clip against the policy about to be updated ("proximal"), as synchronous PPO does, and weight
     # each sample by proximal / behaviour probability; with no lag the weights are exactly 1.
-    weights = None
     if "prox_logprobs" in batch:
-        prox = batch["prox_logprobs"].flatten()
-        weights, old_logp = (prox - old_logp).exp(), prox
-    adv, ret = adv.flatten(), ret.flatten()
-    masks = batch["masks"].flatten(0, 1) if "masks" in batch else None
-    size = actions.shape[0]
+        data["weights"], data["old_logp"] = (batch["prox_logprobs"] - batch["logprobs"]).exp(), batch["prox_logprobs"]
+    if "masks" in batch:
+        data["masks"] = batch["masks"]
+    # Memory: minibatches of whole sequences (chunks of seq_len steps) replayed from their stored states.
+    data, axis, memory = layout(policy, batch, data)
+    if not memory:
+        data["obs"] = policy.prepare(data["obs"])
+    size = data["actions"].shape[axis]
     mb = max(1, size // cfg.minibatches)
     kls, clipfracs = [], []
     for _ in range(cfg.epochs):
-        for idx in torch.randperm(size, device=actions.device).split(mb):
-            logp, entropy, value = logp_entropy_value(policy, obs[idx], actions[idx],
-                                                      None if masks is None else masks[idx])
-            log_ratio = logp - old_logp[idx]
+        for idx in torch.randperm(size, device=adv.device).split(mb):
+            d, m = pick(data, memory, axis, idx)
+            logp, entropy, value = logp_entropy_value(policy, d.pop("obs"), d["actions"], d.pop("masks", None), **m)
+            logp, entropy, value = logp.flatten(), entropy.flatten(), value.flatten()
+            d = {k: v.flatten() for k, v in d.items()}
+            log_ratio = logp - d["old_logp"]
             ratio = log_ratio.exp()
             with torch.no_grad():
                 kls.append(approx_kl(log_ratio))
                 clipfracs.append(((ratio - 1).abs() > cfg.clip_coef).float().mean())
-            a = normalize(adv[idx]) if cfg.norm_adv else adv[idx]
+            a = normalize(d["adv"]) if cfg.norm_adv else d["adv"]
             pg_loss = clipped_surrogate(ratio, a, cfg.clip_coef)
-            pg_loss = (pg_loss if weights is None else pg_loss * weights[idx]).mean()
-            v_loss = 0.5 * value_loss(value, old_v[idx], ret[idx], cfg.clip_coef if cfg.clip_vloss else None).mean()
+            pg_loss = (pg_loss * d["weights"] if "weights" in d else pg_loss).mean()
+            v_loss = 0.5 * value_loss(value, d["old_v"], d["ret"], cfg.clip_coef if cfg.clip_vloss else None).mean()
             entropy = entropy.mean()
             step(policy, optimizer, pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss, cfg.max_grad_norm)
         if cfg.target_kl is not None and kls[-1] > cfg.target_kl:
             break
     return {"loss/policy": pg_loss.item(), "loss/value": v_loss.item(), "loss/entropy": entropy.item(),
             "stats/approx_kl": kls[-1].item(), "stats/clipfrac": torch.stack(clipfracs).mean().item(),
-            "stats/explained_variance": explained_variance(old_v, ret)}
+            "stats/explained_variance": explained_variance(batch["values"].flatten(), ret.flatten())}

@@ -1,11 +1,12 @@
 """REINFORCE (Williams 1992), as in the classic Pong-from-pixels agent: one gradient step per
 rollout on Monte-Carlo returns of whole episodes, optionally minus a learned value baseline,
-plus an entropy bonus. Steps of episodes not finished inside the rollout are left out."""
+plus an entropy bonus. Steps of episodes not finished inside the rollout are left out. A policy
+with memory learns through time, over the rollout replayed from its stored states."""
 from __future__ import annotations
 
 import torch
 
-from rlkit.algos.common import explained_variance, normalize, step
+from rlkit.algos.common import explained_variance, layout, normalize, step
 from rlkit.nets import logp_entropy_value
 from rlkit.rollout import make_rollout
 
@@ -35,13 +36,21 @@ def mc_returns(rewards, dones, gamma: float):
 
 def update(policy, optimizer, batch, cfg) -> dict:
     ret, complete = mc_returns(batch["rewards"], batch["dones"], cfg.gamma)
-    keep = complete.flatten().bool()
-    if not keep.any():  # no episode ended in this rollout: nothing to learn from yet
+    if not complete.any():  # no episode ended in this rollout: nothing to learn from yet
         return {"stats/used_fraction": 0.0}
-    obs, actions = batch["obs"].flatten(0, 1)[keep], batch["actions"].flatten()[keep]
-    ret = ret.flatten()[keep]
-    masks = batch["masks"].flatten(0, 1)[keep] if "masks" in batch else None
-    logp, entropy, value = logp_entropy_value(policy, obs, actions, masks)
+    data = dict(obs=batch["obs"], actions=batch["actions"], ret=ret, keep=complete.bool())
+    if "masks" in batch:
+        data["masks"] = batch["masks"]
+    # Memory: the whole rollout replayed from its stored states (the steps still kept out are
+    # only those of unfinished episodes, which the unroll passes through without learning from).
+    data, _, memory = layout(policy, batch, data)
+    keep = data.pop("keep")
+    if not memory:  # only the steps with a known return are evaluated
+        data = {k: v[keep] for k, v in data.items()}
+    logp, entropy, value = logp_entropy_value(policy, data["obs"], data["actions"], data.get("masks"), **memory)
+    ret = data["ret"]
+    if memory:
+        logp, entropy, value, ret = (x[keep] for x in (logp, entropy, value, ret))
     adv = ret - value.detach() if cfg.baseline else ret
     if cfg.norm_adv:
         adv = normalize(adv)
@@ -50,5 +59,5 @@ def update(policy, optimizer, batch, cfg) -> dict:
     entropy = entropy.mean()
     step(policy, optimizer, pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss, cfg.max_grad_norm)
     return {"loss/policy": pg_loss.item(), "loss/value": v_loss.item(), "loss/entropy": entropy.item(),
-            "stats/used_fraction": keep.float().mean().item(),
+            "stats/used_fraction": complete.mean().item(),
             "stats/explained_variance": explained_variance(value.detach(), ret)}
