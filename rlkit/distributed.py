@@ -55,7 +55,7 @@ class Worker:
         if cfg.amp:
             self.policy.amp_dtype = torch.bfloat16
         self.rollout = Rollout(envs, torch.device("cpu"), cfg.algo.num_steps, seed, gamma=cfg.algo.gamma,
-                               bootstrap=bootstrap, remake=lambda: make_vec(cfg))
+                               bootstrap=bootstrap, remake=lambda: make_vec(cfg), seq_len=cfg.algo.get("seq_len"))
 
     def ready(self) -> int:
         return os.getpid()

@@ -96,6 +96,29 @@ def test_every_fragment_comes_from_the_current_weights(cluster):
     assert collector.restarts == 0
 
 
+def test_fragments_of_a_policy_with_memory_replay_from_their_states(cluster):
+    """model.core=lstm on Ray: each worker carries its games' states; the batch's states and
+    starts, joined across workers, replay to the log-probabilities the workers acted with."""
+    from rlkit.algos.common import layout as as_sequences
+
+    cfg = load_config(CARTPOLE + ["runner=ray", "runner.workers=2", "model.core=lstm", "algo.seq_len=8"])
+    collector = RayCollector(cfg, torch.device("cpu"), seed=5)
+    policy = make_policy(cfg.model, collector.observation_space, collector.action_space)
+    try:
+        for _ in range(2):
+            batch, _ = collector.collect(policy)
+            assert batch["states"].shape == (4, 4, policy.core.state_size) and batch["next_start"].shape == (4,)
+            data, _, memory = as_sequences(policy, batch, {"obs": batch["obs"], "actions": batch["actions"],
+                                                           "logprobs": batch["logprobs"]})
+            with torch.no_grad():
+                logits, _, _ = policy(data["obs"], None, memory["state"], memory["starts"])
+            logprobs = Categorical(logits=logits).log_prob(data["actions"])
+            assert torch.allclose(logprobs, data["logprobs"], atol=1e-5)
+            assert batch["states"][1:].abs().sum() > 0  # states carried from step to step
+    finally:
+        collector.close()
+
+
 @pytest.mark.parametrize("how", ["ray.kill", "SIGKILL"])
 def test_a_worker_killed_mid_run_is_replaced_and_the_restart_logged(cluster, train, monkeypatch, capsys, how):
     real, calls = RayCollector.collect, []

@@ -141,21 +141,23 @@ def collect_twice(envs, policy, seed=3, num_steps=64):
 def assert_same_batches(one, other):
     for (a, episodes_a), (b, episodes_b) in zip(one, other):
         assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
-        for key in ("actions", "dones"):
+        for key in ("actions", "dones", "starts"):
             assert torch.equal(a[key], b[key]), key
-        for key in ("obs", "rewards", "logprobs", "values", "last_value"):  # rewards: bootstrapped values
+        for key in ("obs", "rewards", "logprobs", "values", "last_value", "states"):  # rewards: bootstrapped values
             assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
         assert episodes_a == episodes_b
 
 
-def test_overlapped_halves_collect_the_batch_of_one_vector_env():
+@pytest.mark.parametrize("core", ["none", "lstm"])
+def test_overlapped_halves_collect_the_batch_of_one_vector_env(core):
     """overlap=true: two async halves stepped in turn, on-policy, give the batch that one
-    vector env of all the games gives for the same seed (the same shapes, the same numbers)."""
+    vector env of all the games gives for the same seed (the same shapes, the same numbers),
+    a core's states included."""
     from rlkit.config import load_config
     from rlkit.envs import make_groups
     from rlkit.nets import make_policy
 
-    whole = load_config(["env=cartpole", "num_envs=4"])
+    whole = load_config(["env=cartpole", "num_envs=4", f"model.core={core}"])
     halves = make_groups(load_config(["env=cartpole", "num_envs=4", "vector=async", "overlap=true"]))
     assert [h.num_envs for h in halves] == [2, 2] and all(hasattr(h, "step_async") for h in halves)
     policy = make_policy(whole.model, halves[0].single_observation_space, halves[0].single_action_space)

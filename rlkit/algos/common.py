@@ -33,6 +33,10 @@ def unsequence(x: torch.Tensor, chunks: int) -> torch.Tensor:
     return x.unflatten(1, (chunks, -1)).transpose(0, 1).flatten(0, 1)
 
 
+def _ordinary(x: torch.Tensor) -> torch.Tensor:
+    return x.clone() if x.is_inference() else x
+
+
 def layout(policy, batch: dict, data: dict) -> tuple[dict, int, dict]:
     """`data`'s [T, N, ...] tensors as samples along one axis: flattened to [T * N, ...] (axis 0)
     for a policy without memory; for one with memory, as sequences [seq_len, chunks * N, ...]
@@ -41,7 +45,9 @@ def layout(policy, batch: dict, data: dict) -> tuple[dict, int, dict]:
     if not policy.recurrent:
         return {k: v.flatten(0, 1) for k, v in data.items()}, 0, {}
     chunks = batch["states"].shape[0]
-    data = {k: sequences(v, chunks) for k, v in data.items()}
+    # A rollout's tensors come from inference mode; autograd keeps only ordinary ones (a view, as
+    # with one chunk, would still be an inference tensor).
+    data = {k: _ordinary(sequences(v, chunks)) for k, v in data.items()}
     return data, 1, {"state": batch["states"].flatten(0, 1), "starts": sequences(batch["starts"], chunks)}
 
 
