@@ -215,22 +215,27 @@ def main(argv):
             archive(report)
         return results
     cfg = load_config(rest)
-    # The peer is always SB3 PPO (rlkit.peers), with this env's PPO settings.
+    # The peer is SB3 PPO (rlkit.peers) with this env's PPO settings; for a policy with memory,
+    # sb3-contrib's RecurrentPPO with an LSTM of the core's size.
     command, sha = "python -m rlkit.bench " + " ".join(argv), commit()
     print(f"{command}\n{machine()}, commit {sha}")
     raw = raw_throughput(cfg, opts["raw_steps"] // cfg.num_envs or 1)
     print(f"raw env throughput: {raw:,.0f} steps/s")
 
     folder = Path(cfg.runs_root) / f"bench__{run_label(cfg)}__{time.strftime('%Y%m%d-%H%M%S')}"
+    recurrent = cfg.model.core != "none"
+    peer, peer_name = ("sb3_recurrent_ppo", "sb3-contrib RecurrentPPO") if recurrent else ("sb3_ppo", "SB3 PPO")
     results, repeats = {}, opts["repeats"]
     for i in range(1, repeats + 1):  # taking turns: a slow spell of the machine hits both learners
         tag, suffix = (f" #{i}", f"_{i}") if repeats > 1 else ("", "")
         results[f"rlkit {cfg.algo.name}{tag}"] = run("rlkit.train", rest, folder / f"rlkit_{cfg.algo.name}{suffix}")
         if opts["peer"] == "sb3":
-            results[f"SB3 PPO{tag}"] = run("rlkit.peers", [a for a in rest if not a.startswith("algo")],
-                                           folder / f"sb3_ppo{suffix}")
-    report = (f"### {cfg.env.name}: rlkit {cfg.algo.name} ({cfg.model.name}) vs "
-              f"{'Stable-Baselines3 PPO' if opts['peer'] == 'sb3' else 'raw env'}\n\n"
+            results[f"{peer_name}{tag}"] = run("rlkit.peers", [f"peer={peer}", *(a for a in rest if not
+                                                                                  a.startswith("algo"))],
+                                               folder / f"{peer}{suffix}")
+    core = f", core {cfg.model.core}" if recurrent else ""
+    report = (f"### {cfg.env.name}: rlkit {cfg.algo.name} ({cfg.model.name}{core}) vs "
+              f"{peer_name if opts['peer'] == 'sb3' else 'raw env'}\n\n"
               f"{date.today().isoformat()}, commit {sha}, {machine()}; {cfg.num_envs} envs (rlkit: "
               f"{backend(cfg.env) if backend(cfg.env) == 'envpool' else cfg.vector}, SB3: {cfg.vector}), "
               f"seed {cfg.seed}.\n\n    {command}\n\n{table(opts, raw, results)}\n")

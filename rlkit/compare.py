@@ -1,7 +1,10 @@
 """Compare algorithms, or runs that already exist:
 
     python -m rlkit.compare env=cartpole algos=[ppo,reinforce,sb3_ppo,sb3_a2c] seeds=5 total_steps=100000
+    python -m rlkit.compare env=cartpole_masked algos=[ppo,ppo+lstm,sb3_recurrent_ppo] seeds=3
     python -m rlkit.compare runs=[runs/a*,runs/b*]
+
+`ALGO+CORE` is the algorithm with a memory core (model.core=CORE: lstm, gru, transformer).
 
 Runs every algorithm x seed through the same env pipeline (Stable-Baselines3's PPO, A2C and
 DQN as reference peers, see `rlkit.peers`), one process each, into one folder:
@@ -28,7 +31,9 @@ import numpy as np
 from rlkit import stats
 from rlkit.algos import ALGOS
 from rlkit.config import SEED, RunError, UsageError, cli, command_options, load_config, run_label
+from rlkit.cores import CORES
 from rlkit.peers import PEERS
+from rlkit.plots import plot, plot_elo
 from rlkit.stored import run_config
 
 OPTIONS = {"algos": ["ppo", "reinforce"], "seeds": None, "runs": [], "out": None, "threshold": None, "window": 100,
@@ -38,12 +43,20 @@ COLUMNS = ("algo", "runs", "final_return", "final_ci_low", "final_ci_high", "iqm
            "steps_per_s", "wall_s", "peak_rss_mib")
 
 
+def entry(name: str) -> tuple[str, list[str]]:
+    """An `algos` entry: the algorithm and its own overrides (`ppo+lstm`: PPO with model.core=lstm)."""
+    algo, _, core = name.partition("+")
+    return algo, [f"model.core={core}"] if core else []
+
+
 def plan(opts, overrides) -> tuple[Path, list[tuple[str, int]]]:
     """Validate the algorithms and training settings; the output folder and the (algo, seed) runs."""
     valid = (*ALGOS, *PEERS)
-    bad = [a for a in opts["algos"] if a not in valid]
+    bad = [a for a in opts["algos"] if entry(a)[0] not in valid or "+" in a and (
+        entry(a)[0] in PEERS or a.partition("+")[2] not in CORES)]
     if bad:
-        raise UsageError(f"unknown algorithm {bad[0]!r}; choose from: {', '.join(valid)}")
+        raise UsageError(f"unknown algorithm {bad[0]!r}; choose from: {', '.join(valid)} (rlkit's with "
+                         f"+{'|+'.join(CORES)} for a memory core, e.g. ppo+lstm)")
     if any(o.split("=", 1)[0] in ("algo", "seed", "run_dir", "resume") for o in overrides):
         raise UsageError("compare sets algo, seed and run_dir itself: use algos=[...] and seeds=N or seeds=[...]")
     seeds = 3 if opts["seeds"] is None else opts["seeds"]
@@ -53,7 +66,8 @@ def plan(opts, overrides) -> tuple[Path, list[tuple[str, int]]]:
         raise UsageError(f"seeds must be a count (seeds=5) or a list (seeds=[1,7]) of seeds from 0 to {SEED[1]}, "
                          f"got {opts['seeds']!r}")
     for algo in opts["algos"]:  # every setting checked before the first run starts
-        cfg = load_config([*overrides, f"algo={algo if algo in ALGOS else 'ppo'}"])
+        name, extra = entry(algo)
+        cfg = load_config([*overrides, *extra, f"algo={name if name in ALGOS else 'ppo'}"])
 
     out = Path(opts["out"] or Path(cfg.runs_root) / f"compare__{run_label(cfg)}__{'+'.join(opts['algos'])}")
     settings = out / "compare.json"
@@ -73,6 +87,7 @@ def finished(run_dir: Path) -> bool:
 
 def command(algo: str, seed: int, run_dir: Path, overrides) -> list[str]:
     """The command that trains one run, or continues it when it was interrupted."""
+    algo, extra = entry(algo)
     if algo in PEERS:
         if run_dir.exists():
             shutil.rmtree(run_dir)  # a peer cannot resume: its partial log is dropped
@@ -81,7 +96,7 @@ def command(algo: str, seed: int, run_dir: Path, overrides) -> list[str]:
         return ["rlkit.train", f"resume={run_dir}", "progress=false"]
     if run_dir.exists():
         shutil.rmtree(run_dir)  # started but nothing saved yet
-    return ["rlkit.train", *overrides, f"algo={algo}", f"seed={seed}", f"run_dir={run_dir}", "progress=false"]
+    return ["rlkit.train", *overrides, *extra, f"algo={algo}", f"seed={seed}", f"run_dir={run_dir}", "progress=false"]
 
 
 def run_all(out: Path, runs, overrides, progress: bool) -> list[str]:
@@ -130,8 +145,13 @@ def load_run(run_dir: Path) -> dict:
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     config, peer = run_config(run_dir)
     return {"dir": run_dir, "episodes": episodes, "elo": elo, "summary": summary,
-            "algo": peer or (config.algo.name if config else run_dir.name),
+            "algo": peer or (label(config) if config else run_dir.name),
             "seed": config.seed if config else None, "env": config.env.name if config else "?"}
+
+
+def label(config) -> str:
+    core = config.model.get("core", "none")
+    return config.algo.name + ("" if core == "none" else f"+{core}")
 
 
 def tabulate(groups: dict[str, list[dict]], threshold, window: int) -> list[dict]:
@@ -172,51 +192,6 @@ def markdown(rows, threshold, window: int) -> str:
                      f"{f(r['final_ci_high'], '.1f')}] | {f(r['iqm'], '.1f')} | {hit} | {f(r['steps_per_s'], ',.0f')} "
                      f"| {f(r['wall_s'], '.0f')} | {f(r['peak_rss_mib'], '.0f')} |")
     return "\n".join(lines) + "\n"
-
-
-def plot(groups, path: Path, title: str, smooth: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for algo, runs in groups.items():
-        for ax, axis, label in ((axes[0], 0, "agent steps"), (axes[1], 2, "wall-clock seconds")):
-            end = max((run["episodes"][-1][axis] for run in runs if run["episodes"]), default=1)
-            grid = np.linspace(0, end, 200)
-            mean, lo, hi = stats.band(np.stack([stats.curve(run["episodes"], grid, smooth, axis) for run in runs]))
-            line, = ax.plot(grid, mean, label=f"{algo} ({len(runs)} runs)")
-            ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-            ax.set_xlabel(label)
-    axes[0].set_ylabel(f"episode return (mean of last {smooth})")
-    axes[0].legend(loc="best")
-    fig.suptitle(f"{title}: mean and 95% bootstrap confidence band over seeds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_elo(groups, path: Path, title: str) -> None:
-    """Self-play runs: the Elo of each new snapshot (random = 0) against the agent steps it was taken at."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for algo, runs in groups.items():
-        for run in runs:
-            if run["elo"]:
-                steps, elo = zip(*run["elo"])
-                ax.plot(steps, elo, marker=".", label=algo if run["seed"] is None else f"{algo} seed {run['seed']}")
-    ax.set_xlabel("agent steps")
-    ax.set_ylabel("Elo of the latest snapshot (random = 0)")
-    ax.legend(loc="best")
-    ax.set_title(f"{title}: self-play Elo over training")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def existing(patterns: list[str]) -> dict[str, list[Path]]:

@@ -39,31 +39,42 @@ class NoCore(nn.Module):
 
 
 class RNN(nn.Module):
-    """`layers` stacked LSTM or GRU cells (PyTorch's fused kernels), orthogonal weights and zero
-    biases as in CleanRL's LSTM agents. The state is every layer's h (and the LSTM's c), side by side."""
+    """An LSTM or GRU of `layers` layers (PyTorch's nn.LSTM / nn.GRU: oneDNN's or cuDNN's fused
+    kernels), orthogonal weights and zero biases as in CleanRL's LSTM agents. The state is every
+    layer's h (and the LSTM's c), side by side. A sequence runs as few calls as its episode starts
+    allow: one per stretch of steps in which no game's episode begins."""
 
     recurrent = True
 
     def __init__(self, dim: int, size: int, layers: int = 1, kind: str = "lstm"):
         super().__init__()
-        cell = nn.LSTMCell if kind == "lstm" else nn.GRUCell
-        self.cells = nn.ModuleList(cell(dim if i == 0 else size, size) for i in range(layers))
-        for name, p in self.cells.named_parameters():
+        self.rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(dim, size, layers)
+        for name, p in self.rnn.named_parameters():
             nn.init.orthogonal_(p, 1.0) if "weight" in name else nn.init.zeros_(p)
-        self.lstm, self.size, self.out_dim = kind == "lstm", size, size
+        self.lstm, self.layers, self.size, self.out_dim = kind == "lstm", layers, size, size
         self.state_size = layers * size * (2 if self.lstm else 1)
 
+    def _split(self, state):  # [B, S] -> h (and c) [layers, B, size]
+        parts = state.view(state.shape[0], -1, self.layers, self.size).permute(1, 2, 0, 3)
+        return (parts[0].contiguous(), parts[1].contiguous()) if self.lstm else parts[0].contiguous()
+
+    def _join(self, hidden):  # the inverse of _split
+        parts = torch.stack(hidden) if self.lstm else hidden.unsqueeze(0)
+        return parts.permute(2, 0, 1, 3).flatten(1)
+
     def forward(self, x, state, start):
-        parts, out = _keep(state, start).split(self.size, -1), []
-        for i, cell in enumerate(self.cells):
-            if self.lstm:
-                h, c = cell(x, (parts[2 * i], parts[2 * i + 1]))
-                out += [h, c]
-            else:
-                h = cell(x, parts[i])
-                out.append(h)
-            x = h
-        return x, torch.cat(out, -1)
+        y, hidden = self.rnn(x.unsqueeze(0), self._split(_keep(state, start)))
+        return y[0], self._join(hidden)
+
+    def sequence(self, x, state, starts):
+        cuts = [0, *(starts[1:].any(1).nonzero().flatten() + 1).tolist(), starts.shape[0]]
+        hidden, out = self._split(state), []
+        for a, b in zip(cuts, cuts[1:]):
+            keep = (~starts[a]).to(x.dtype)[None, :, None]  # games whose episode goes on
+            hidden = tuple(h * keep for h in hidden) if self.lstm else hidden * keep
+            y, hidden = self.rnn(x[a:b], hidden)
+            out.append(y)
+        return torch.cat(out), self._join(hidden)
 
 
 class _Gate(nn.Module):
@@ -134,9 +145,12 @@ class MemoryTransformer(nn.Module):
 
 
 def unroll(core: nn.Module, x: torch.Tensor, state: torch.Tensor, starts: torch.Tensor):
-    """A core over a sequence, step by step: outputs [T, B, out_dim] and the final state."""
+    """A core over a sequence: outputs [T, B, out_dim] and the final state. Step by step, unless
+    the core has a faster `sequence` that gives the same."""
     if not core.recurrent:
         return x, state
+    if hasattr(core, "sequence"):
+        return core.sequence(x, state, starts)
     out = []
     for t in range(x.shape[0]):
         y, state = core(x[t], state, starts[t])

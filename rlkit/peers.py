@@ -4,9 +4,12 @@
 
 `sb3_ppo` takes the env's PPO settings from rlkit's config (rollout length, epochs, minibatch
 size, clipping, coefficients, LR schedule) and the same network widths, so it measures the
-same algorithm; `sb3_a2c` and `sb3_dqn` use Stable-Baselines3's defaults (DQN's replay
-buffer capped at 100k transitions). The run folder holds TensorBoard's `episode/return`,
-`episode/length` and `time/sps`, the config and `summary.json`, as `rlkit.train` writes them."""
+same algorithm; `sb3_recurrent_ppo` is sb3-contrib's RecurrentPPO with those settings and an
+LSTM of rlkit's `model.core_size` and `model.core_layers` (sb3-contrib's default layout: one
+LSTM for the actor, another for the critic; rlkit's core serves both heads); `sb3_a2c` and
+`sb3_dqn` use Stable-Baselines3's defaults (DQN's replay buffer capped at 100k transitions).
+The run folder holds TensorBoard's `episode/return`, `episode/length` and `time/sps`, the
+config and `summary.json`, as `rlkit.train` writes them."""
 from __future__ import annotations
 
 import time
@@ -20,7 +23,7 @@ from rlkit.envs import make_env
 from rlkit.logger import Logger
 from rlkit.nets import is_image
 
-PEERS = ("sb3_ppo", "sb3_a2c", "sb3_dqn")
+PEERS = ("sb3_ppo", "sb3_recurrent_ppo", "sb3_a2c", "sb3_dqn")
 
 
 def _vec_env(cfg):
@@ -55,7 +58,13 @@ def _model(peer: str, cfg, vec):
         return A2C(**common, policy_kwargs=dict(net_arch=[] if image else [hidden, hidden], **arch))
     a = cfg.algo
     policy_kwargs = dict(net_arch=[], **arch) if image else dict(net_arch=[hidden, hidden], activation_fn=torch.nn.Tanh)
-    return PPO(**common, n_steps=a.num_steps, batch_size=a.num_steps * cfg.num_envs // a.minibatches,
+    learner = PPO
+    if peer == "sb3_recurrent_ppo":
+        from sb3_contrib import RecurrentPPO
+
+        learner, common["policy"] = RecurrentPPO, "CnnLstmPolicy" if image else "MlpLstmPolicy"
+        policy_kwargs.update(lstm_hidden_size=cfg.model.core_size, n_lstm_layers=cfg.model.core_layers)
+    return learner(**common, n_steps=a.num_steps, batch_size=a.num_steps * cfg.num_envs // a.minibatches,
                n_epochs=a.epochs, learning_rate=(lambda p: a.lr * p) if a.anneal_lr else a.lr, gamma=a.gamma,
                gae_lambda=a.gae_lambda, clip_range=a.clip_coef, clip_range_vf=a.clip_coef if a.clip_vloss else None,
                ent_coef=a.ent_coef, vf_coef=a.vf_coef, max_grad_norm=a.max_grad_norm,

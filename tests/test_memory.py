@@ -174,7 +174,7 @@ def test_reinforce_learns_through_the_whole_rollout():
     before = {k: v.clone() for k, v in policy.state_dict().items()}
     stats = reinforce.update(policy, torch.optim.SGD(policy.parameters(), lr=0.1), batch, cfg)
     assert 0 < stats["stats/used_fraction"] <= 1
-    assert not torch.equal(before["core.cells.0.weight_hh"], policy.state_dict()["core.cells.0.weight_hh"])
+    assert not torch.equal(before["core.rnn.weight_hh_l0"], policy.state_dict()["core.rnn.weight_hh_l0"])
 
 
 def test_async_rollout_rates_a_recurrent_batch_as_its_collector_did():
