@@ -3,6 +3,7 @@
     python -m rlkit.bench env=doom threshold=80                  # raw env, rlkit PPO, SB3 PPO
     python -m rlkit.bench env=cartpole threshold=475 append=true # ... and add the report to the benchmarks archive
     python -m rlkit.bench env=doom scaling=1,2,4                 # runner=ray: collection steps/s per worker count
+    python -m rlkit.bench env=cartpole_masked model.core=transformer lengths=500,5000   # a core's cost per step
 
 Measures, with identical envs and hyperparameters: the vector env's raw throughput (random
 actions), rlkit training, and Stable-Baselines3 PPO training (the same Nature CNN or MLP
@@ -16,7 +17,11 @@ percent. Any other key=value is a training override (algo=reinforce, total_steps
 `scaling=1,2,4` measures instead rollout collection on a Ray instance (runner=ray, no learner
 updates) with each number of workers, `iters` timed iterations each after one untimed one that
 starts the workers, as steps/s and as efficiency against linear scaling of the 1-worker rate;
-one vector env stepped with random actions in this process is the peer."""
+one vector env stepped with random actions in this process is the peer.
+
+`lengths=500,5000` measures instead what a core costs as an episode grows: one game's policy
+acting step by step (batch 1, observations drawn from the env's space), its steps/s over the
+last 500 steps of an episode of each length, beside the same encoder without a core."""
 from __future__ import annotations
 
 import os
@@ -36,20 +41,23 @@ from rlkit.nets import make_policy
 from rlkit.stats import crossing
 
 BENCH_KEYS = {"threshold": None, "window": 100, "peer": "sb3", "append": False, "raw_steps": 5000, "scaling": None,
-              "iters": 5, "repeats": 1}
+              "iters": 5, "repeats": 1, "lengths": None}
+TIMED = 500  # lengths=: the steps timed at the end of each episode
 
 
 def split_args(argv):
     """Bench options (threshold=, window=, peer=, append=, raw_steps=) vs training overrides."""
-    # `scaling=1,2,4` is a list (Hydra would read bare commas as a sweep).
-    argv = [f"scaling=[{a[8:]}]" if a.startswith("scaling=") and not a.startswith("scaling=[") else a for a in argv]
+    # `scaling=1,2,4` and `lengths=...` are lists (Hydra would read bare commas as a sweep).
+    argv = [f"{a.split('=')[0]}=[{a.split('=', 1)[1]}]" if a.startswith(("scaling=", "lengths=")) and "[" not in a
+            else a for a in argv]
     opts, rest = command_options(argv, BENCH_KEYS, {"peer": ("sb3", "none")}, passthrough=True, ranges={
         "threshold": (-1e15, 1e15), "window": (1, 10**6), "raw_steps": (1, 10**9), "iters": (1, 10**4)})
-    if opts["scaling"] is not None:
-        counts = opts["scaling"] if isinstance(opts["scaling"], list) else [opts["scaling"]]
-        if not counts or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts):
-            raise UsageError(f"scaling must be worker counts like 1,2,4; got {opts['scaling']!r}")
-        opts["scaling"] = counts
+    for key, low, what in (("scaling", 1, "worker counts like 1,2,4"),
+                           ("lengths", TIMED, f"episode lengths from {TIMED} to 1000000 like 500,5000")):
+        got = opts[key] if isinstance(opts[key], list) or opts[key] is None else [opts[key]]
+        if got is not None and not (got and all(type(n) is int and low <= n <= 10**6 for n in got)):
+            raise UsageError(f"{key} must be {what}; got {opts[key]!r}")
+        opts[key] = got
     if opts["repeats"] < 1:
         raise UsageError(f"repeats must be >= 1, got {opts['repeats']}")
     return opts, rest
@@ -204,21 +212,63 @@ def archive(report: str) -> None:
     print(f"appended to {ARCHIVE}")
 
 
+def acting_rates(cfg, lengths) -> dict:
+    """{(core, length): steps/s over the last TIMED steps of an episode of `length`}, for cfg's
+    core and for none, one game acting step by step."""
+    import torch
+    from omegaconf import OmegaConf
+
+    probe = make_vec(OmegaConf.merge(cfg, {"num_envs": 1, "vector": "sync", "overlap": False}))
+    space, actions = probe.single_observation_space, probe.single_action_space
+    probe.close()
+    obs = torch.as_tensor(np.stack([space.sample() for _ in range(TIMED)]))
+    rates = {}
+    for core in dict.fromkeys((cfg.model.core, "none")):
+        torch.manual_seed(cfg.seed)
+        policy = make_policy(OmegaConf.merge(cfg.model, {"core": core}), space, actions).eval()
+        for n in lengths:
+            state, go_on = policy.initial_state(1), torch.zeros(1, dtype=torch.bool)
+            with torch.inference_mode():
+                for t in range(n):
+                    if t == n - TIMED:
+                        begin = time.perf_counter()
+                    _, _, state = policy(obs[t % TIMED][None], None, state, go_on)
+            rates[core, n] = TIMED / (time.perf_counter() - begin)
+            print(f"core={core}, episode of {n:,} steps: {rates[core, n]:,.0f} steps/s at its end", flush=True)
+    return rates
+
+
+def main_lengths(opts, rest, command, sha):
+    cfg = load_config(rest)
+    rates, core, lengths = acting_rates(cfg, opts["lengths"]), cfg.model.core, opts["lengths"]
+    lines = [f"| episode length | core={core}: steps/s over its last {TIMED} steps | core=none | ratio |",
+             "| ---: | ---: | ---: | ---: |"]
+    lines += [f"| {n:,} | {rates[core, n]:,.0f} | {rates['none', n]:,.0f} | {rates[core, n] / rates['none', n]:.2f} |"
+              for n in lengths]
+    lines.append(f"\ncore={core}: steps/s at {lengths[-1]:,} steps / at {lengths[0]:,}: "
+                 f"**{rates[core, lengths[-1]] / rates[core, lengths[0]]:.2f}x**")
+    report = (f"### {cfg.env.name}: acting cost per step against episode length, model {cfg.model.name}\n\n"
+              f"{date.today().isoformat()}, commit {sha}, {machine()}; one game, batch 1, fp32.\n\n"
+              f"    {command}\n\n" + "\n".join(lines) + "\n")
+    return rates, report
+
+
 def main(argv):
     opts, rest = split_args(argv)
-    if opts["scaling"]:
-        command, sha = "python -m rlkit.bench " + " ".join(argv), commit()
-        print(f"{command}\n{machine()}, commit {sha}")
-        results, report = main_scaling(opts, rest, command, sha)
-        print("\n" + report)
-        if opts["append"]:
-            archive(report)
-        return results
+    command, sha = "python -m rlkit.bench " + " ".join(argv), commit()
+    print(f"{command}\n{machine()}, commit {sha}")
+    measure = main_scaling if opts["scaling"] else main_lengths if opts["lengths"] else main_learners
+    results, report = measure(opts, rest, command, sha)
+    print("\n" + report)
+    if opts["append"]:
+        archive(report)
+    return results
+
+
+def main_learners(opts, rest, command, sha):
     cfg = load_config(rest)
     # The peer is SB3 PPO (rlkit.peers) with this env's PPO settings; for a policy with memory,
     # sb3-contrib's RecurrentPPO with an LSTM of the core's size.
-    command, sha = "python -m rlkit.bench " + " ".join(argv), commit()
-    print(f"{command}\n{machine()}, commit {sha}")
     raw = raw_throughput(cfg, opts["raw_steps"] // cfg.num_envs or 1)
     print(f"raw env throughput: {raw:,.0f} steps/s")
 
@@ -239,10 +289,7 @@ def main(argv):
               f"{date.today().isoformat()}, commit {sha}, {machine()}; {cfg.num_envs} envs (rlkit: "
               f"{backend(cfg.env) if backend(cfg.env) == 'envpool' else cfg.vector}, SB3: {cfg.vector}), "
               f"seed {cfg.seed}.\n\n    {command}\n\n{table(opts, raw, results)}\n")
-    print("\n" + report)
-    if opts["append"]:
-        archive(report)
-    return results
+    return results, report
 
 
 if __name__ == "__main__":

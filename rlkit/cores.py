@@ -95,8 +95,10 @@ class _Gate(nn.Module):
 
 
 class _Block(nn.Module):
-    """One GTrXL block for one step: the step's query attends over its memory and itself
-    (pre-norm, learned embeddings per age), then a feed-forward layer; both through gates."""
+    """One GTrXL block: each step's query attends over its memory and itself (pre-norm, learned
+    embeddings per age), then a feed-forward layer; both through gates. Keys and values are
+    linear in the normed input plus the age embedding, so they are computed once per step and
+    once per age, then added: a sequence does not recompute them for every window they are in."""
 
     def __init__(self, dim: int, heads: int, memory: int):
         super().__init__()
@@ -107,13 +109,19 @@ class _Block(nn.Module):
         self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.ReLU(), nn.Linear(4 * dim, dim))
         self.gate1, self.gate2 = _Gate(dim), _Gate(dim)
 
-    def forward(self, h, mem, attend):
-        b, d = h.shape
-        tokens = self.norm1(torch.cat([mem, h.unsqueeze(1)], 1)) + self.age  # [B, M + 1, D]
-        q = self.q(tokens[:, -1:]).view(b, 1, self.heads, -1).transpose(1, 2)
-        k, v = (t.view(b, -1, self.heads, d // self.heads).transpose(1, 2) for t in self.kv(tokens).chunk(2, -1))
+    def keys_values(self, x):
+        """[..., dim] inputs -> their keys and values [..., 2 * dim], before the age's share."""
+        return self.kv(self.norm1(x))
+
+    def forward(self, h, kv, attend):
+        """h [n, dim]: the steps' inputs; kv [n, memory + 1, 2 * dim]: `keys_values` of each step's
+        window (its memory, then itself); attend [n, memory + 1]: the slots of its episode."""
+        n, d = h.shape
+        q = self.q(self.norm1(h) + self.age[-1]).view(n, 1, self.heads, -1).transpose(1, 2)
+        kv = kv + F.linear(self.age, self.kv.weight)
+        k, v = (t.view(n, -1, self.heads, d // self.heads).transpose(1, 2) for t in kv.chunk(2, -1))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend[:, None, None, :])
-        h = self.gate1(h, F.relu(self.proj(y.transpose(1, 2).reshape(b, d))))
+        h = self.gate1(h, F.relu(self.proj(y.transpose(1, 2).reshape(n, d))))
         return self.gate2(h, F.relu(self.ff(self.norm2(h))))
 
 
@@ -138,10 +146,28 @@ class MemoryTransformer(nn.Module):
         h, inputs = self.inp(x), []
         for i, block in enumerate(self.blocks):
             inputs.append(h)
-            h = block(h, mem[:, i], attend)
+            h = block(h, block.keys_values(torch.cat([mem[:, i], h.unsqueeze(1)], 1)), attend)
         mem = torch.cat([mem[:, :, 1:], torch.stack(inputs, 1).unsqueeze(2)], 2)  # the oldest step leaves
         held = torch.cat([held[:, 1:], torch.ones_like(held[:, :1])], 1)
         return h, torch.cat([held, mem.flatten(1)], 1)
+
+    def sequence(self, x, state, starts):
+        """The steps of a sequence all at once, layer by layer: step t's query sees the window of
+        the `memory` layer inputs before it (from the stored memory, then the sequence's own),
+        those of another episode masked out; the arithmetic of `forward`, batched over time."""
+        (t_len, b), m = starts.shape, self.memory
+        held, mem = state[:, :m], state[:, m:].view(b, len(self.blocks), m, self.size)
+        episode = starts.t().long().cumsum(1)  # [B, T]: episodes begun in the sequence by each step
+        of = torch.cat([torch.where(held > 0.5, 0, -1), episode], 1)  # the stored slots: episode 0, or none
+        attend = (of.unfold(1, m + 1, 1) == episode.unsqueeze(-1)).flatten(0, 1)  # [B * T, m + 1]
+        h, inputs = self.inp(x).transpose(0, 1), []  # [B, T, D]
+        for i, block in enumerate(self.blocks):
+            seq = torch.cat([mem[:, i], h], 1)  # [B, m + T, D]
+            inputs.append(seq[:, -m:])
+            window = block.keys_values(seq).unfold(1, m + 1, 1).transpose(2, 3).flatten(0, 1)  # [B * T, m + 1, 2D]
+            h = block(h.flatten(0, 1), window, attend).view(b, t_len, -1)
+        held = (of[:, -m:] == episode[:, -1:]).to(state.dtype)
+        return h.transpose(0, 1), torch.cat([held, torch.stack(inputs, 1).flatten(1)], 1)
 
 
 def unroll(core: nn.Module, x: torch.Tensor, state: torch.Tensor, starts: torch.Tensor):

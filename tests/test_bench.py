@@ -89,3 +89,19 @@ def test_a_run_too_short_for_an_episode_still_gets_its_speed(tmp_path):
     text = table({"threshold": None, "window": 100}, 400.0, {"rlkit": run, "peer": peer})
     assert "| rlkit | 1,000 | 10 | 100 | 0.25 | - | - | no episode ended | 300 |" in text
     assert "steps/s, rlkit / peer: **2.00x**" in text
+
+
+def test_lengths_option_measures_a_cores_cost_at_the_end_of_each_episode_length(capsys):
+    from rlkit.bench import main
+
+    opts, rest = split_args(["env=cartpole_masked", "lengths=500,1000"])
+    assert (opts["lengths"], rest) == ([500, 1000], ["env=cartpole_masked"])
+    for bad in ("lengths=100", "lengths=a", "lengths=500,true"):
+        with pytest.raises(UsageError, match="lengths must be episode lengths from 500"):
+            split_args([bad])
+    rates = main(["env=cartpole_masked", "model.core=transformer", "model.core_size=16", "model.memory=8",
+                  "lengths=500,1000"])
+    assert set(rates) == {("transformer", 500), ("transformer", 1000), ("none", 500), ("none", 1000)}
+    assert all(r > 0 for r in rates.values())
+    out = capsys.readouterr().out
+    assert "| 1,000 |" in out and "core=transformer: steps/s at 1,000 steps / at 500: **" in out

@@ -107,3 +107,16 @@ def test_bad_compare_input():
         compare(["runs=[/nonexistent/*]"])
     with pytest.raises(UsageError, match="seeds must be a count"):
         compare(["env=cartpole", "seeds=[a,b]"])
+
+
+def test_an_algos_entry_may_add_a_memory_core(tmp_path):
+    from rlkit.compare import command, entry, plan
+
+    assert entry("ppo+lstm") == ("ppo", ["model.core=lstm"]) and entry("sb3_recurrent_ppo") == ("sb3_recurrent_ppo", [])
+    assert "model.core=gru" in command("reinforce+gru", 1, tmp_path / "run", ["env=cartpole_masked"])
+    opts = {"algos": ["ppo", "ppo+lstm", "sb3_recurrent_ppo"], "seeds": 1, "out": str(tmp_path / "cmp")}
+    out, runs = plan(opts, ["env=cartpole_masked"])
+    assert [a for a, _ in runs] == ["ppo", "ppo+lstm", "sb3_recurrent_ppo"]
+    for bad in ("ppo+lsmt", "sb3_ppo+lstm"):
+        with pytest.raises(UsageError, match=re.escape(f"unknown algorithm '{bad}'")):
+            plan({**opts, "algos": [bad], "out": str(tmp_path / bad)}, ["env=cartpole_masked"])

@@ -153,7 +153,7 @@ def test_a_truncated_episode_is_bootstrapped_under_the_state_its_last_step_left(
     """CartPole cut at 5 steps: the cut step's reward is 1 + gamma * the value of the final
     observation under the state the episode's last step left, not under a fresh state."""
     cfg = load_config(["env=cartpole_masked", "num_envs=1", "model.core=lstm", "model.core_size=16",
-                       "env.max_episode_steps=5"])
+                       "env.max_episode_steps=5", "env.reward_scale=1.0"])
     torch.manual_seed(0)
     rollout = Rollout(make_groups(cfg), torch.device("cpu"), 5, seed=0, gamma=0.5)
     policy = Recording(make_policy(cfg.model, rollout.observation_space, rollout.action_space))
@@ -189,7 +189,7 @@ def test_async_rollout_rates_a_recurrent_batch_as_its_collector_did():
     assert torch.allclose(batch["values"], batches[-1]["values"])
 
 
-@pytest.mark.parametrize(("core", "extra"), [("lstm", ["async_rollout=true"]), ("gru", ["algo=reinforce"]),
+@pytest.mark.parametrize(("core", "extra"), [("lstm", ["async_rollout=true", "amp=true"]), ("gru", ["algo=reinforce"]),
                                              ("transformer", ["vector=async", "overlap=true", "num_envs=4"])])
 def test_training_with_memory_runs_checkpoints_and_resumes(tmp_path, core, extra):
     from rlkit import checkpoint
