@@ -3,8 +3,9 @@ gated Transformer over the agent's last `model.memory` steps (GTrXL, Parisotto e
 
 Every core steps a batch of games at once: `core(x [B, D], state [B, S], start [B] bool) ->
 (y [B, out_dim], state)`, its state first zeroed where `start` (an episode begins with this
-step). `unroll(core, x [T, B, D], state, starts [T, B])` is the same steps one after the other,
-the arithmetic acting does, so the learner's log-probabilities are the rollout's. A state is one
+step). `unroll(core, x [T, B, D], state, starts [T, B])` is the same steps over a sequence (in
+as few calls as the episode starts allow, or batched over time), computing what acting computed,
+so the learner's log-probabilities are the rollout's. A state is one
 float tensor per game, [B, state_size] (zero-sized for `none`): rollouts, Ray workers and the
 agent API carry every core alike. Each step costs the same however long the episode: the
 Transformer keeps a fixed window of its layers' past inputs (Transformer-XL's memory), not the
