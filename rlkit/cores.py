@@ -56,7 +56,7 @@ class RNN(nn.Module):
         self.state_size = layers * size * (2 if self.lstm else 1)
 
     def _split(self, state):  # [B, S] -> h (and c) [layers, B, size]
-        parts = state.view(state.shape[0], -1, self.layers, self.size).permute(1, 2, 0, 3)
+        parts = state.reshape(state.shape[0], -1, self.layers, self.size).permute(1, 2, 0, 3)
         return (parts[0].contiguous(), parts[1].contiguous()) if self.lstm else parts[0].contiguous()
 
     def _join(self, hidden):  # the inverse of _split
@@ -142,7 +142,7 @@ class MemoryTransformer(nn.Module):
     def forward(self, x, state, start):
         b, m = x.shape[0], self.memory
         state = _keep(state, start)
-        held, mem = state[:, :m], state[:, m:].view(b, len(self.blocks), m, self.size)
+        held, mem = state[:, :m], state[:, m:].reshape(b, len(self.blocks), m, self.size)
         attend = torch.cat([held, torch.ones_like(held[:, :1])], 1) > 0.5
         h, inputs = self.inp(x), []
         for i, block in enumerate(self.blocks):
@@ -157,7 +157,7 @@ class MemoryTransformer(nn.Module):
         the `memory` layer inputs before it (from the stored memory, then the sequence's own),
         those of another episode masked out; the arithmetic of `forward`, batched over time."""
         (t_len, b), m = starts.shape, self.memory
-        held, mem = state[:, :m], state[:, m:].view(b, len(self.blocks), m, self.size)
+        held, mem = state[:, :m], state[:, m:].reshape(b, len(self.blocks), m, self.size)
         episode = starts.t().long().cumsum(1)  # [B, T]: episodes begun in the sequence by each step
         of = torch.cat([torch.where(held > 0.5, 0, -1), episode], 1)  # the stored slots: episode 0, or none
         attend = (of.unfold(1, m + 1, 1) == episode.unsqueeze(-1)).flatten(0, 1)  # [B * T, m + 1]

@@ -206,17 +206,24 @@ class Memoryless:
 
 
 class ActorCritic(nn.Module):
-    def __init__(self, encoder: nn.Module, num_actions: int, core: nn.Module | None = None):
+    def __init__(self, encoder: nn.Module, num_actions: int, core: nn.Module | None = None,
+                 critic_core: nn.Module | None = None):
         super().__init__()
         self.encoder = encoder
         self.core = core if core is not None else make_core({}, encoder.out_dim)
+        self.critic_core = critic_core  # a core of the critic's own (None: the critic reads the actor's)
         self.recurrent = self.core.recurrent
         self.actor = layer_init(nn.Linear(self.core.out_dim, num_actions), std=0.01)
-        self.critic = layer_init(nn.Linear(self.core.out_dim, 1), std=1.0)
-        self.amp_dtype = None  # e.g. torch.bfloat16: run the encoder under autocast (the core stays fp32)
+        self.critic = layer_init(nn.Linear((critic_core or self.core).out_dim, 1), std=1.0)
+        self.amp_dtype = None  # e.g. torch.bfloat16: run the encoder under autocast (the cores stay fp32)
+
+    @property
+    def state_sizes(self) -> list[int]:
+        """The actor's core's share of a state, then the critic's."""
+        return [self.core.state_size, self.critic_core.state_size if self.critic_core is not None else 0]
 
     def initial_state(self, n: int, device=None) -> torch.Tensor:
-        return torch.zeros((n, self.core.state_size), device=device or self.actor.weight.device)
+        return torch.zeros((n, sum(self.state_sizes)), device=device or self.actor.weight.device)
 
     def forward(self, obs, action_mask=None, state=None, starts=None):
         if state is None and self.recurrent:
@@ -226,13 +233,21 @@ class ActorCritic(nn.Module):
             h = self.encoder(obs.flatten(0, 1) if sequence else obs)
         h = h.float()
         if sequence:
-            h, state = unroll(self.core, h.view(*starts.shape, -1), state, starts)
-        elif state is not None:
-            h, state = self.core(h, state, starts)
-        logits = self.actor(h)
+            h = h.view(*starts.shape, -1)
+        seen = heard = h  # what the actor and the critic read
+        if state is not None:
+            mine, theirs = state.split(self.state_sizes, -1)
+            seen, mine = unroll(self.core, h, mine, starts) if sequence else self.core(h, mine, starts)
+            if self.critic_core is not None:
+                heard, theirs = unroll(self.critic_core, h, theirs, starts) if sequence \
+                    else self.critic_core(h, theirs, starts)
+            else:
+                heard = seen
+            state = torch.cat([mine, theirs], -1)
+        logits = self.actor(seen)
         if action_mask is not None:
             logits = logits.masked_fill(~action_mask.bool(), MASKED_LOGIT)
-        value = self.critic(h).squeeze(-1)
+        value = self.critic(heard).squeeze(-1)
         return (logits, value) if state is None else (logits, value, state)
 
     def prepare(self, obs: torch.Tensor) -> torch.Tensor:
@@ -271,4 +286,6 @@ def make_policy(model_cfg, observation_space, action_space, board: bool = False)
     except (RuntimeError, ValueError) as e:
         raise UsageError(f"model {model_cfg.name} cannot take observations of shape "
                          f"{tuple(observation_space.shape)}: {str(e).splitlines()[0]}") from None
-    return ActorCritic(encoder, int(action_space.n), make_core(model_cfg, encoder.out_dim))
+    core = make_core(model_cfg, encoder.out_dim)
+    critic_core = make_core(model_cfg, encoder.out_dim) if core.recurrent and model_cfg.get("critic_core") else None
+    return ActorCritic(encoder, int(action_space.n), core, critic_core)

@@ -150,6 +150,8 @@ SCHEMA: dict[str, Key] = {
     "model.core_size": positive(4096, "the core's width (LSTM/GRU hidden size, the memory Transformer's width)"),
     "model.core_layers": positive(16, "the core's layers (stacked cells, or gated Transformer blocks)"),
     "model.memory": positive(1024, "steps the memory Transformer attends over (core=transformer)"),
+    "model.critic_core": Key("the critic gets a core of its own, as sb3-contrib's RecurrentPPO does (else it reads "
+                             "the actor's)"),
     # runner
     "runner.name": Key("local, or ray (rollouts on Ray actors)"),
     "runner.workers": positive(4096, "Ray workers, each stepping num_envs envs"),

@@ -243,3 +243,17 @@ def test_a_watched_recurrent_agent_plays_whole_episodes(tmp_path):
 def test_bad_memory_settings_are_one_line_errors(args, message):
     with pytest.raises(UsageError, match=message):
         load_config(["env=cartpole_masked", *args])
+
+
+def test_a_critic_core_of_its_own_feeds_only_the_value():
+    policy = policy_with("gru", critic_core="true")
+    assert sum(policy.state_sizes) == 2 * policy.core.state_size == policy.initial_state(1).shape[1]
+    obs, starts = torch.randn(5, 2, 3), torch.zeros(5, 2, dtype=torch.bool)
+    with torch.no_grad():
+        logits, value = run(policy, obs, starts)
+        for p in policy.critic_core.parameters():
+            p.add_(0.5)
+        again, moved = run(policy, obs, starts)
+        step_logits, step_value, _ = policy(obs[0], None, policy.initial_state(2), starts[0])
+    assert torch.equal(logits, again) and not torch.allclose(value, moved)
+    assert torch.allclose(step_logits, logits[0]) and torch.allclose(step_value, moved[0])
