@@ -235,7 +235,7 @@ class ActorCritic(nn.Module):
         if sequence:
             h = h.view(*starts.shape, -1)
         seen = heard = h  # what the actor and the critic read
-        if state is not None:
+        if state is not None and self.recurrent:  # (a memoryless policy's empty state passes through)
             mine, theirs = state.split(self.state_sizes, -1)
             seen, mine = unroll(self.core, h, mine, starts) if sequence else self.core(h, mine, starts)
             if self.critic_core is not None:
