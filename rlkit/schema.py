@@ -80,6 +80,14 @@ SCHEMA: dict[str, Key] = {
     "env.grayscale": Key("one gray channel instead of RGB"),
     "env.size": Key("frames fed to the network: [height, width] (doom) or one side (atari)", 8, 1024,
                     items=(int, 2, 2, (8, 1024))),
+    "env.actions": Key("buttons: one button per action; combos: every combination of the scenario's buttons "
+                       "(move x turn x attack)", choices=("buttons", "combos")),
+    "env.buttons": Key("ViZDoom buttons in place of the scenario's (null: the scenario's)", kind=list,
+                       items=(str, 1, 32, None)),
+    "env.deltas": Key("a delta button's values per tic (degrees for turning), each with both signs",
+                      items=(float, 1, 8, (0.01, 180))),
+    "env.shaping": Key("VARIABLE:weight terms: a game variable's change times its weight is added to the learner's "
+                       "reward; episode/return stays the scenario's score", items=(str, 0, 16, None)),
     # env: atari
     "env.game": Key("the game: an ALE game (atari), or tictactoe, connect_four or go (board)"),
     "env.backend": Key("auto (EnvPool when installed), envpool or gymnasium (ale-py)",

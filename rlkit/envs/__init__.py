@@ -24,7 +24,8 @@ def check_game(env_cfg) -> None:
     """The game a loaded file (checkpoint, agent folder, run folder) asks for comes only from
     rlkit's own catalogue: a Gymnasium id registered in this process (no `module:` ids), one of
     ALE's games, a board game of rlkit's table, a Doom scenario by name from vizdoom's and
-    `envs/doom`'s (never a path: a .cfg may name a program for ViZDoom to start)."""
+    `envs/doom`'s (never a path: a .cfg may name a program for ViZDoom to start), with buttons
+    and game variables by ViZDoom's names."""
     if env_cfg.family == "classic":
         classic.check_id(env_cfg.id)
     elif env_cfg.family == "atari":
@@ -32,6 +33,8 @@ def check_game(env_cfg) -> None:
     elif env_cfg.family == "doom":
         doom.check_scenario_name(env_cfg.scenario)
         doom.check_resolution(env_cfg.resolution)
+        doom.check_names("Button", env_cfg.get("buttons"))
+        doom.parse_shaping(env_cfg.get("shaping"))
     elif env_cfg.game not in board.GAMES:
         raise UsageError(f"unknown board game {env_cfg.game[:40]!r}; choose from: {', '.join(board.GAMES)}")
 

@@ -2,6 +2,7 @@
 frame skip inside the engine). Observations are uint8 [C, H, W] (C = 1 gray or 3 RGB)."""
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from pathlib import Path
@@ -22,6 +23,13 @@ ENVS_DIR = Path(__file__).resolve().parents[2] / "envs" / "doom"
 PROGRAM_KEYS = ("vizdoompath", "gameargs", "doomconfigpath")
 FILE_KEYS = ("doomgamepath", "doomscenariopath")
 NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+# Buttons a player never presses together: each pair is one choice of three (neither, one, the other)
+# in `env.actions=combos`. Every other button is a choice of two; a delta button (an angle or a
+# speed per tic) one of 1 + 2 * len(env.deltas).
+EXCLUSIVE = (("MOVE_FORWARD", "MOVE_BACKWARD"), ("MOVE_LEFT", "MOVE_RIGHT"), ("TURN_LEFT", "TURN_RIGHT"),
+             ("LOOK_UP", "LOOK_DOWN"), ("SELECT_NEXT_WEAPON", "SELECT_PREV_WEAPON"))
+MAX_COMBOS = 512
+SHAPING = re.compile(r"([A-Z0-9_]{1,40}):(-?[0-9]+(?:\.[0-9]*)?(?:e-?[0-9]+)?)")
 
 
 def _shipped() -> Path:
@@ -87,6 +95,65 @@ def check_cfg(path: Path) -> None:
                                  f"a scenario's files must sit beside its .cfg")
 
 
+def check_names(kind: str, names) -> None:
+    """Button or game-variable names (`env.buttons`, `env.shaping`) from ViZDoom's own lists."""
+    import vizdoom as vzd
+
+    valid = [n for n in getattr(vzd, kind).__members__]
+    bad = [str(n)[:40] for n in names or () if n not in valid]
+    if bad:
+        raise UsageError(f"unknown doom {kind.lower().replace('gamevariable', 'game variable')} {bad[0]!r}; "
+                         f"choose from: {', '.join(valid)}")
+
+
+def parse_shaping(terms) -> list[tuple[str, float]]:
+    """`env.shaping`: ["VARIABLE:weight", ...], a game variable's change times its weight."""
+    pairs = []
+    for term in terms or ():
+        match = SHAPING.fullmatch(str(term))
+        if not match:
+            raise UsageError(f"env.shaping term {str(term)[:40]!r} must be VARIABLE:weight, e.g. HEALTH:0.01")
+        pairs.append((match.group(1), float(match.group(2))))
+    check_names("GameVariable", [name for name, _ in pairs])
+    return pairs
+
+
+def action_table(buttons: list[str], mode: str, deltas) -> tuple[list[list[float]], list[str]]:
+    """The value of every button for each action, and each action's name. `buttons`: one button
+    per action (a delta button at its largest `deltas` value); `combos`: every combination of one
+    choice per group of buttons (`EXCLUSIVE` pairs, each delta button, each other button), the
+    first being no button at all."""
+    if mode == "buttons":
+        top = max(deltas or [1])
+        rows = [[(top if b.endswith("_DELTA") else 1.0) * (i == j) for j, b in enumerate(buttons)]
+                for i in range(len(buttons))]
+        return rows, list(buttons)
+    groups, placed = [], set()
+    for i, button in enumerate(buttons):
+        if i in placed:
+            continue
+        pair = next((p for p in EXCLUSIVE if button in p), (button,))
+        members = [j for j, b in enumerate(buttons) if b in pair]
+        placed.update(members)
+        if button.endswith("_DELTA"):
+            choices = [(f"{button}{v:+g}", i, float(v)) for d in deltas for v in (-d, d)]
+        else:
+            choices = [(buttons[j], j, 1.0) for j in members]
+        groups.append([None, *choices])
+    count = int(np.prod([len(g) for g in groups]))
+    if count > MAX_COMBOS:
+        raise UsageError(f"env.actions=combos: {len(buttons)} buttons make {count} combinations (at most "
+                         f"{MAX_COMBOS}); pick fewer with env.buttons=[...] or use env.actions=buttons")
+    rows, names = [], []
+    for combo in itertools.product(*groups):
+        row = [0.0] * len(buttons)
+        for choice in filter(None, combo):
+            row[choice[1]] = choice[2]
+        rows.append(row)
+        names.append("+".join(c[0] for c in combo if c) or "NOOP")
+    return rows, names
+
+
 def scenario_path(scenario: str) -> Path:
     """A scenario name shipped with vizdoom or with rlkit (`envs/doom/`), or a path to a .cfg
     (given on the command line; checked by `check_cfg` unless it is vizdoom's own)."""
@@ -102,18 +169,22 @@ def scenario_path(scenario: str) -> Path:
 
 
 class DoomEnv(gym.Env):
-    """One ViZDoom game. Actions: one button pressed at a time (Discrete(len(buttons))).
-    The scenario's timeout ends an episode as a truncation (the agent cannot see the clock)."""
+    """One ViZDoom game. Actions: the rows of `action_table` (`actions`: buttons or combos) over
+    the scenario's buttons, or `buttons` in their place. The scenario's timeout ends an episode as
+    a truncation (the agent cannot see the clock)."""
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 35}
 
     def __init__(self, scenario="basic", resolution="RES_160X120", grayscale=True, size=(64, 64),
-                 frame_skip=4, render_mode=None):
+                 frame_skip=4, render_mode=None, actions="buttons", buttons=None, deltas=(5,)):
         import vizdoom as vzd
 
         self.game = vzd.DoomGame()
         check_resolution(resolution)
         self.game.load_config(str(scenario_path(scenario)))
+        if buttons:
+            check_names("Button", buttons)
+            self.game.set_available_buttons([getattr(vzd.Button, b) for b in buttons])
         self.game.set_screen_resolution(getattr(vzd.ScreenResolution, resolution))
         self.grayscale = grayscale
         self.game.set_screen_format(vzd.ScreenFormat.GRAY8 if grayscale else vzd.ScreenFormat.RGB24)
@@ -124,12 +195,11 @@ class DoomEnv(gym.Env):
         self.frame_skip = int(frame_skip)
         self.size = (int(size[0]), int(size[1]))
         self.render_mode = render_mode
-        n = self.game.get_available_buttons_size()
-        self._actions = np.eye(n, dtype=np.float64).tolist()
-        self.buttons = [str(b).split(".")[-1] for b in self.game.get_available_buttons()]
+        self.buttons = [b.name for b in self.game.get_available_buttons()]
+        self._actions, self.action_names = action_table(self.buttons, actions, list(deltas))
         channels = 1 if grayscale else 3
         self.observation_space = gym.spaces.Box(0, 255, (channels, *self.size), np.uint8)
-        self.action_space = gym.spaces.Discrete(n)
+        self.action_space = gym.spaces.Discrete(len(self._actions))
         self._last = np.zeros(self.observation_space.shape, np.uint8)
         self._screen = None
 
@@ -167,8 +237,39 @@ class DoomEnv(gym.Env):
         self.game.close()
 
 
+class Shaping(gym.Wrapper):
+    """Adds each named game variable's change over a step, times its weight, to the reward. It
+    sits above the episode statistics, so `episode/return` stays the scenario's own score."""
+
+    def __init__(self, env: gym.Env, terms: list[tuple[str, float]]):
+        import vizdoom as vzd
+
+        super().__init__(env)
+        self.terms = [(getattr(vzd.GameVariable, name), weight) for name, weight in terms]
+        self._last = None
+
+    def _read(self) -> np.ndarray:
+        game = self.env.unwrapped.game
+        return np.array([game.get_game_variable(v) for v, _ in self.terms])
+
+    def reset(self, **kwargs):
+        result = self.env.reset(**kwargs)
+        self._last = self._read()
+        return result
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        now = self._read()
+        reward += float(sum(w * d for (_, w), d in zip(self.terms, now - self._last)))
+        self._last = now
+        return obs, reward, terminated, truncated, info
+
+
 def make(cfg, render_mode=None) -> gym.Env:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    env = DoomEnv(cfg.scenario, cfg.resolution, cfg.grayscale, tuple(cfg.size), cfg.frame_skip, render_mode)
-    env = scale_reward(stats_and_limit(env, cfg.max_episode_steps), cfg.reward_scale)
+    env = DoomEnv(cfg.scenario, cfg.resolution, cfg.grayscale, tuple(cfg.size), cfg.frame_skip, render_mode,
+                  cfg.get("actions", "buttons"), cfg.get("buttons"), cfg.get("deltas", [5]))
+    env = stats_and_limit(env, cfg.max_episode_steps)
+    terms = parse_shaping(cfg.get("shaping"))
+    env = scale_reward(Shaping(env, terms) if terms else env, cfg.reward_scale)
     return gym.wrappers.FrameStackObservation(env, cfg.frame_stack) if cfg.frame_stack > 1 else env
