@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from gymnasium import spaces as gym_spaces
+from torch import nn
 
 from rlkit import checkpoint
+from rlkit.config import load_config
 from rlkit.envs import make_env
 from rlkit.envs.board import Game
 from rlkit.errors import UsageError
-from rlkit.nets import make_policy
+from rlkit.nets import Memoryless, make_policy
 from rlkit.players import MAX_LOOKAHEAD, MAX_SIMS, Player, PolicyPlayer, baselines, names
 from rlkit.schema import DEVICE
 from rlkit.search import MCTS, Lookahead
@@ -158,6 +160,30 @@ def load_agent(path, device: str = "cpu") -> Agent:
     board = ckpt["config"].env.family == "board"
     policy = policy_for(ckpt["model"], ckpt["config"].model, obs_space, act_space, board, file).to(dev)
     return Agent(policy.eval(), ckpt["config"], dev, file, obs_space, act_space)
+
+
+class Uniform(Memoryless, nn.Module):
+    """Every legal action equally likely, whatever the observation: the random policy."""
+
+    def __init__(self, num_actions: int):
+        super().__init__()
+        self.num_actions = num_actions
+
+    def forward(self, obs, action_mask=None):
+        logits = torch.zeros((obs.shape[0], self.num_actions), device=obs.device)
+        if action_mask is not None:
+            logits = logits.masked_fill(~action_mask, float("-inf"))
+        return logits, torch.zeros(obs.shape[0], device=obs.device)
+
+
+def random_agent(overrides) -> Agent:
+    """The random policy in the game that training `overrides` give (`env=NAME ...`): what
+    `rlkit.watch agent=random` scores, the floor every agent's card is measured against."""
+    cfg = load_config(list(overrides))
+    env = make_env(cfg.env)
+    space = env.action_space(env.possible_agents[0]) if cfg.env.family == "board" else env.action_space
+    env.close()
+    return Agent(Uniform(int(space.n)).eval(), cfg, "cpu")
 
 
 def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=None, lookahead: int = 0,

@@ -3,6 +3,7 @@
     python -m rlkit.watch agent=NAME                                # a name in agents/
     python -m rlkit.watch agent=runs/doom__ppo__1__.../ episodes=5 record=doom.mp4
     python -m rlkit.watch agent=runs/.../checkpoints/step_50000.safetensors overlay=true
+    python -m rlkit.watch agent=random env=my_way_home episodes=100 record=none   # a random policy's score
 
 With a display, the games play in a window at the game's speed (space pause, right arrow step,
 +/- speed, q quit). Without one (a server, CI), or with `record=`, they are recorded to an
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from rlkit import video
-from rlkit.agent import load_agent, load_player
+from rlkit.agent import load_agent, load_player, random_agent
 from rlkit.config import SEED, UsageError, cli, command_options
 from rlkit.envs.board import SYMBOLS, Game, move_name
 from rlkit.players import PolicyPlayer
@@ -94,8 +95,14 @@ def watch_board(agent, opts) -> list[float]:
 
 
 def main(argv: list[str]):
-    opts, _ = command_options(argv, OPTIONS, CHOICES, ranges=RANGES)
-    agent = load_agent(resolve(opts["agent"]), opts["device"])
+    opts, rest = command_options(argv, OPTIONS, CHOICES, ranges=RANGES, passthrough=True)
+    if opts["agent"] == "random":
+        agent = random_agent(rest)  # training's overrides name the game: env=NAME env.KEY=...
+    elif rest:
+        raise UsageError(f"unknown option {rest[0].partition('=')[0]!r}; valid: {', '.join(OPTIONS)} (agent=random "
+                         f"also takes a game: env=NAME)")
+    else:
+        agent = load_agent(resolve(opts["agent"]), opts["device"])
     if agent.cfg.env.family == "board":
         return watch_board(agent, opts)
     scoring = str(opts["record"]).lower() == "none"  # returns only: no window, no frames, no video
@@ -160,6 +167,8 @@ def summary(returns) -> str:
 
 def _label(agent) -> str:
     path = agent.path
+    if path is None:
+        return f"random__{agent.cfg.env.name}"
     return path.parent.name if path.name == "agent.safetensors" else path.parent.parent.name
 
 

@@ -154,3 +154,16 @@ def test_board_games_are_drawn_in_the_terminal_move_by_move():
     assert moves == ["X plays 0", "O plays 1", "X plays 4", "O plays 2", "X plays 8"]
     assert lines[0] == " 0 | 1 | 2\n---+---+---\n 3 | 4 | 5\n---+---+---\n 6 | 7 | 8"
     assert lines[-2] == " X | O | O\n---+---+---\n 3 | X | 5\n---+---+---\n 6 | 7 | X"
+
+
+def test_a_random_policy_is_scored_in_any_game_by_name(capsys):
+    returns = watch(["agent=random", "env=cartpole", "episodes=20", "record=none", "seed=3"])
+    assert len(returns) == 20 and 8 <= np.mean(returns) <= 60  # CartPole's random policy: about 22
+    assert len(set(returns)) > 1 and "95% bootstrap interval" in capsys.readouterr().out
+    assert returns == watch(["agent=random", "env=cartpole", "episodes=20", "record=none", "seed=3"])
+    masked = watch(["agent=random", "env=connect_four", "episodes=2", "opponent=random"])
+    assert len(masked) == 2  # board games: only legal moves are drawn
+    with pytest.raises(UsageError, match="unknown option 'env'; valid: agent, .*agent=random"):
+        watch(["agent=nope", "env=cartpole"])
+    with pytest.raises(UsageError, match="unknown env 'nope'; choose from: .*cartpole"):
+        watch(["agent=random", "env=nope"])
