@@ -33,8 +33,8 @@ def action_names(env) -> list[str]:
     base, n = env.unwrapped, int(env.action_space.n)
     if hasattr(base, "get_action_meanings"):  # Atari
         return list(base.get_action_meanings())
-    if hasattr(base, "buttons"):  # ViZDoom
-        return list(base.buttons)
+    if hasattr(base, "action_names"):  # ViZDoom: buttons, or combinations of them
+        return list(base.action_names)
     return [str(i) for i in range(n)]
 
 
