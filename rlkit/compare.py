@@ -2,12 +2,14 @@
 
     python -m rlkit.compare env=cartpole algos=[ppo,reinforce,sb3_ppo,sb3_a2c] seeds=5 total_steps=100000
     python -m rlkit.compare env=cartpole_masked algos=[ppo,ppo+lstm,sb3_recurrent_ppo] seeds=3
+    python -m rlkit.compare env=defend_the_center algos=[ppo,sample_factory] sf_python=~/sf/bin/python seeds=3
     python -m rlkit.compare runs=[runs/a*,runs/b*]
 
 `ALGO+CORE` is the algorithm with a memory core (model.core=CORE: lstm, gru, transformer).
 
 Runs every algorithm x seed through the same env pipeline (Stable-Baselines3's PPO, A2C and
-DQN as reference peers, see `rlkit.peers`), one process each, into one folder:
+DQN as reference peers, see `rlkit.peers`; Sample Factory on Doom, from the interpreter of its own
+environment, `sf_python=`, see `rlkit.sample_factory`), one process each, into one folder:
 
     OUT/{algo}__{seed}/   the runs (open them together: tensorboard --logdir OUT)
     OUT/curves.png        mean return and 95% bootstrap band against agent steps and wall-clock
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlkit import stats
+from rlkit import sample_factory, stats
 from rlkit.algos import ALGOS
 from rlkit.config import SEED, RunError, UsageError, cli, command_options, load_config, run_label
 from rlkit.cores import CORES
@@ -37,8 +40,8 @@ from rlkit.plots import plot, plot_elo
 from rlkit.stored import run_config
 
 OPTIONS = {"algos": ["ppo", "reinforce"], "seeds": None, "runs": [], "out": None, "threshold": None, "window": 100,
-           "smooth": 20, "progress": True}
-RANGES = {"threshold": (-1e15, 1e15), "window": (1, 10**6), "smooth": (1, 10**6)}
+           "smooth": 20, "progress": True, "sf_python": "", "sf_seconds": 10**9}
+RANGES = {"threshold": (-1e15, 1e15), "window": (1, 10**6), "smooth": (1, 10**6), "sf_seconds": (1, 10**9)}
 COLUMNS = ("algo", "runs", "final_return", "final_ci_low", "final_ci_high", "iqm", "reached", "steps_to_threshold",
            "steps_per_s", "wall_s", "peak_rss_mib")
 
@@ -68,6 +71,8 @@ def plan(opts, overrides) -> tuple[Path, list[tuple[str, int]]]:
     for algo in opts["algos"]:  # every setting checked before the first run starts
         name, extra = entry(algo)
         cfg = load_config([*overrides, *extra, f"algo={name if name in ALGOS else 'ppo'}"])
+        if name == "sample_factory":
+            sample_factory.check(cfg, opts["sf_python"])
 
     out = Path(opts["out"] or Path(cfg.runs_root) / f"compare__{run_label(cfg)}__{'+'.join(opts['algos'])}")
     settings = out / "compare.json"
@@ -85,12 +90,15 @@ def finished(run_dir: Path) -> bool:
         (run_dir / "checkpoints" / "final.safetensors").is_file() or not (run_dir / "checkpoints").exists())
 
 
-def command(algo: str, seed: int, run_dir: Path, overrides) -> list[str]:
+def command(algo: str, seed: int, run_dir: Path, overrides, opts=OPTIONS) -> list[str]:
     """The command that trains one run, or continues it when it was interrupted."""
     algo, extra = entry(algo)
     if algo in PEERS:
         if run_dir.exists():
             shutil.rmtree(run_dir)  # a peer cannot resume: its partial log is dropped
+        if algo == "sample_factory":
+            return ["rlkit.sample_factory", f"python={opts['sf_python']}", f"seconds={opts['sf_seconds']}", *overrides,
+                    f"seed={seed}", f"run_dir={run_dir}"]
         return ["rlkit.peers", f"peer={algo}", *overrides, f"seed={seed}", f"run_dir={run_dir}", "progress=false"]
     if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("*.safetensors")):
         return ["rlkit.train", f"resume={run_dir}", "progress=false"]
@@ -99,7 +107,7 @@ def command(algo: str, seed: int, run_dir: Path, overrides) -> list[str]:
     return ["rlkit.train", *overrides, *extra, f"algo={algo}", f"seed={seed}", f"run_dir={run_dir}", "progress=false"]
 
 
-def run_all(out: Path, runs, overrides, progress: bool) -> list[str]:
+def run_all(out: Path, runs, overrides, opts) -> list[str]:
     """Train the runs not finished yet, one process each. Returns the failed ones."""
     from tqdm import tqdm
 
@@ -107,12 +115,12 @@ def run_all(out: Path, runs, overrides, progress: bool) -> list[str]:
     print(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to run", flush=True)
     (out / "logs").mkdir(exist_ok=True)
     failed = []
-    bar = tqdm(todo, unit="run", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(todo, unit="run", disable=not opts["progress"], dynamic_ncols=True)
     for algo, seed in bar:
         bar.set_postfix_str(f"{algo} seed {seed}")
         run_dir, log = out / f"{algo}__{seed}", out / "logs" / f"{algo}__{seed}.txt"
         with open(log, "a") as f:
-            code = subprocess.call([sys.executable, "-m", *command(algo, seed, run_dir, overrides)],
+            code = subprocess.call([sys.executable, "-m", *command(algo, seed, run_dir, overrides, opts)],
                                    stdout=f, stderr=subprocess.STDOUT)
         if code == 130:
             raise KeyboardInterrupt
@@ -133,16 +141,18 @@ def load_run(run_dir: Path) -> dict:
     except Exception as e:  # TensorBoard's reader raises what it meets in a damaged events file  # noqa: BLE001
         raise UsageError(f"{run_dir}: its TensorBoard events cannot be read ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'})") from None
+    summary_file = run_dir / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     if "episode/return" in events.Tags()["scalars"]:
-        start = events.FirstEventTimestamp()
+        started = summary.get("started")  # a peer's log converted after it ran starts when the peer did
+        start = started if isinstance(started, (int, float)) and not isinstance(started, bool) \
+            and math.isfinite(started) else events.FirstEventTimestamp()
         episodes = [(e.step, e.value, e.wall_time - start) for e in events.Scalars("episode/return")]
     elif (run_dir / "config.yaml").is_file():  # a run too short for any episode to end (e.g. a Pong bench)
         episodes = []
     else:
         raise UsageError(f"{run_dir} logged no episode/return and has no config.yaml: is it an rlkit run folder?")
     elo = [(e.step, e.value) for e in events.Scalars("elo/latest")] if "elo/latest" in events.Tags()["scalars"] else []
-    summary_file = run_dir / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     config, peer = run_config(run_dir)
     return {"dir": run_dir, "episodes": episodes, "elo": elo, "summary": summary,
             "algo": peer or (label(config) if config else run_dir.name),
@@ -157,16 +167,19 @@ def label(config) -> str:
 def tabulate(groups: dict[str, list[dict]], threshold, window: int) -> list[dict]:
     rows = []
     for algo, runs in groups.items():
-        finals = [np.mean([r for _, r, _ in run["episodes"][-window:]]) for run in runs if run["episodes"]]
+        # A peer that logs only means of its last episodes (Sample Factory) has each point a mean already.
+        spans = [1 if run["summary"].get("episode_means") else window for run in runs]
+        finals = [np.mean([r for _, r, _ in run["episodes"][-w:]]) for run, w in zip(runs, spans) if run["episodes"]]
         mean, lo, hi = stats.bootstrap_ci(finals)
-        hits = [stats.crossing(run["episodes"], threshold, window) for run in runs]
+        hits = [stats.crossing(run["episodes"], threshold, w) for run, w in zip(runs, spans)]
         reached = [h[0] for h in hits if h]
+        singles = [r for run, w in zip(runs, spans) if w == window for _, r, _ in run["episodes"][-window:]]
 
         def summary(key, runs=runs):  # one number of each run's summary.json, where it has it
             return [r["summary"][key] for r in runs if r["summary"].get(key) is not None]
 
         rows.append({"algo": algo, "runs": len(runs), "final_return": mean, "final_ci_low": lo, "final_ci_high": hi,
-                     "iqm": stats.iqm([r for run in runs for _, r, _ in run["episodes"][-window:]]),
+                     "iqm": stats.iqm(singles),
                      "reached": len(reached) if threshold is not None else None,
                      "steps_to_threshold": float(np.median(reached)) if reached else None,
                      "steps_per_s": _mean(summary("sps")), "wall_s": _mean(summary("seconds")),
@@ -244,7 +257,7 @@ def main(argv: list[str]) -> Path:
     else:
         out, runs = plan(opts, overrides)
         try:
-            failed = run_all(out, runs, overrides, opts["progress"])
+            failed = run_all(out, runs, overrides, opts)
         except KeyboardInterrupt:
             print(f"\nstopped; run the same command again to go on (finished runs are kept in {out})",
                   file=sys.stderr)

@@ -23,7 +23,8 @@ from rlkit.envs import make_env
 from rlkit.logger import Logger
 from rlkit.nets import is_image
 
-PEERS = ("sb3_ppo", "sb3_recurrent_ppo", "sb3_a2c", "sb3_dqn")
+SB3 = ("sb3_ppo", "sb3_recurrent_ppo", "sb3_a2c", "sb3_dqn")
+PEERS = (*SB3, "sample_factory")  # Sample Factory runs in its own environment: rlkit.sample_factory
 
 
 def _vec_env(cfg):
@@ -110,7 +111,7 @@ def run(cfg, peer: str, run_dir=None) -> dict:
 
 
 def main(argv: list[str]) -> Path:
-    opts, rest = command_options(argv, {"peer": "sb3_ppo"}, {"peer": PEERS}, passthrough=True)
+    opts, rest = command_options(argv, {"peer": "sb3_ppo"}, {"peer": SB3}, passthrough=True)
     if any(a.startswith("algo=") for a in rest):
         raise UsageError("peers take their settings from peer=...; drop algo=")
 

@@ -19,11 +19,14 @@ def plot(groups, path: Path, title: str, smooth: int) -> None:
         for ax, axis, label in ((axes[0], 0, "agent steps"), (axes[1], 2, "wall-clock seconds")):
             end = max((run["episodes"][-1][axis] for run in runs if run["episodes"]), default=1)
             grid = np.linspace(0, end, 200)
-            mean, lo, hi = stats.band(np.stack([stats.curve(run["episodes"], grid, smooth, axis) for run in runs]))
+            # A peer that logs means of its last episodes (Sample Factory) is drawn as it logged them.
+            curves = [stats.curve(run["episodes"], grid, 1 if run["summary"].get("episode_means") else smooth, axis)
+                      for run in runs]
+            mean, lo, hi = stats.band(np.stack(curves))
             line, = ax.plot(grid, mean, label=f"{algo} ({len(runs)} runs)")
             ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
             ax.set_xlabel(label)
-    axes[0].set_ylabel(f"episode return (mean of last {smooth})")
+    axes[0].set_ylabel(f"episode return (mean of last {smooth}; Sample Factory: of its last 100)")
     axes[0].legend(loc="best")
     fig.suptitle(f"{title}: mean and 95% bootstrap confidence band over seeds")
     fig.tight_layout()

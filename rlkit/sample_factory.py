@@ -1,0 +1,132 @@
+"""Sample Factory (APPO, what Doom users pick today) as a peer, run in a virtual environment of
+its own and logged as an rlkit run:
+
+    python3 -m venv ~/sf && ~/sf/bin/pip install torch==2.13.0 'sample-factory[vizdoom]==2.1.1'
+    python -m rlkit.sample_factory python=~/sf/bin/python env=defend_the_center seed=1 seconds=1800
+    python -m rlkit.compare env=doom algos=[ppo,sample_factory] sf_python=~/sf/bin/python seeds=3
+
+Sample Factory 2.1.1 pins gymnasium below 1.0, which rlkit does not run on, so it runs as its
+own program: `python=` names the interpreter of its environment, given on the command line (a
+loaded file never names a program). It trains on its own copies of ViZDoom's scenarios, with
+its own action sets, resolution (128x72 RGB) and a GRU; rlkit hands it the scenario, the seed,
+the agent steps (as frames: x frame skip), `seconds` of wall-clock and `workers` x
+`envs_per_worker` games on the CPU.
+
+It logs no single episodes: every ~10 s, the mean of its last 100 episodes'
+`true_objective` (`policy_stats/avg_true_objective`). Each becomes a point of the run's
+`episode/return` at its agent step (frames / frame skip), times `SCENARIOS`' factor, which undoes
+Sample Factory's reward scaling so that the numbers are the scenario's own score; health
+gathering is scored by Sample Factory's copy of the scenario (0.01 per tic alive, no death
+penalty), so x100 gives tics alive, where ViZDoom's own scenario adds -100 for a death."""
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from rlkit.config import UsageError, cli, command_options, default_run_dir, load_config
+from rlkit.logger import write_summary
+
+SCENARIOS = {  # rlkit env: (Sample Factory's env, the factor that gives the scenario's own score)
+    "doom": ("doom_basic", 100.0),
+    "defend_the_center": ("doom_defend_the_center", 1.0),
+    "defend_the_line": ("doom_defend_the_line", 1.0),
+    "my_way_home": ("doom_my_way_home", 1.0),
+    "deadly_corridor": ("doom_deadly_corridor", 100.0),
+    "health_gathering": ("doom_health_gathering", 100.0),
+    "health_gathering_supreme": ("doom_health_gathering_supreme", 100.0),
+}
+OPTIONS = {"python": "", "seconds": 10**9, "workers": 2, "envs_per_worker": 4}
+RANGES = {"seconds": (1, 10**9), "workers": (1, 1024), "envs_per_worker": (1, 1024)}
+TAG = "policy_stats/avg_true_objective"
+
+
+def command(python: str, cfg, opts, train_dir: Path) -> list[str]:
+    """Sample Factory's own training command for `cfg`'s scenario."""
+    return [python, "-m", "sf_examples.vizdoom.train_vizdoom", f"--env={SCENARIOS[cfg.env.name][0]}",
+            "--experiment=sf", f"--train_dir={train_dir}",
+            f"--train_for_env_steps={cfg.total_steps * cfg.env.frame_skip}",
+            f"--train_for_seconds={opts['seconds']}", f"--num_workers={opts['workers']}",
+            f"--num_envs_per_worker={opts['envs_per_worker']}", "--device=cpu", f"--seed={cfg.seed}",
+            f"--env_frameskip={cfg.env.frame_skip}"]
+
+
+def check(cfg, python: str) -> None:
+    """Sample Factory can train `cfg`'s game with `python`: asked before any run starts."""
+    if cfg.env.name not in SCENARIOS:
+        raise UsageError(f"Sample Factory has no copy of {cfg.env.name}; choose from: {', '.join(SCENARIOS)}")
+    check_python(str(Path(python).expanduser()) if python else "")
+
+
+def check_python(python: str) -> None:
+    """`python=` is an interpreter that has Sample Factory."""
+    if not python:
+        raise UsageError("give python=PATH: the interpreter of Sample Factory's own virtual environment "
+                         "(see python -m rlkit.sample_factory --help)")
+    try:
+        found = subprocess.run([python, "-c", "import sf_examples.vizdoom.train_vizdoom"], capture_output=True,
+                               text=True, timeout=120)
+    except OSError as e:
+        raise UsageError(f"python={python} cannot be run: {e.strerror}") from None
+    if found.returncode != 0:
+        raise UsageError(f"python={python} has no Sample Factory with its ViZDoom examples; install it there: "
+                         f"pip install 'sample-factory[vizdoom]==2.1.1'")
+
+
+def convert(train_dir: Path, run_dir: Path, factor: float, frame_skip: int, started: float) -> list[tuple]:
+    """Sample Factory's 100-episode means as the run's `episode/return`, wall-clock kept; returns
+    them as (agent step, score, seconds since the start)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    events = EventAccumulator(str(train_dir / "sf" / ".summary" / "0"), size_guidance={"scalars": 0})
+    events.Reload()
+    points = events.Scalars(TAG) if TAG in events.Tags()["scalars"] else []
+    rows = [(p.step // frame_skip, p.value * factor, p.wall_time - started) for p in points]
+    writer = SummaryWriter(str(run_dir))
+    writer.add_text("peer", "Sample Factory 2.1.1 (APPO); episode/return: its mean of the last 100 episodes",
+                    walltime=started)
+    for (step, score, _), p in zip(rows, points):
+        writer.add_scalar("episode/return", score, step, walltime=p.wall_time)
+    writer.close()
+    return rows
+
+
+def main(argv: list[str]) -> Path:
+    opts, rest = command_options(argv, OPTIONS, ranges=RANGES, passthrough=True)
+    cfg = load_config(rest)
+    check(cfg, opts["python"])
+    run_dir = default_run_dir(cfg, "sample_factory")
+    train_dir = run_dir / "sample_factory"
+    cmd = command(str(Path(opts["python"]).expanduser()), cfg, opts, train_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create({**OmegaConf.to_container(cfg, resolve=True), "peer": "sample_factory"}),
+                   run_dir / "config.yaml")
+    print(" ".join(cmd), flush=True)
+    started = time.time()
+    code = subprocess.call(cmd)
+    seconds = time.time() - started
+    if code != 0:
+        raise UsageError(f"Sample Factory exited with {code}; its log is above, its files in {train_dir}")
+    rows = convert(train_dir, run_dir, SCENARIOS[cfg.env.name][1], cfg.env.frame_skip, started)
+    frames = _frames(train_dir)
+    steps = frames // cfg.env.frame_skip if frames else (rows[-1][0] if rows else 0)
+    write_summary(run_dir, steps=steps, seconds=seconds, sps=steps / seconds, episodes=None,
+                  recent_return=rows[-1][1] if rows else None, episode_means=100, started=started)
+    print(f"done: {steps} agent steps in {seconds / 60:.1f} min ({steps / seconds:.0f} steps/s); Sample Factory's "
+          f"last mean of 100 episodes: {rows[-1][1] if rows else 'none logged'}\nrun folder: {run_dir}")
+    return run_dir
+
+
+def _frames(train_dir: Path) -> int:
+    """The frames Sample Factory says it trained on (its checkpoint names end in them)."""
+    found = [int(m.group(1)) for p in (train_dir / "sf").rglob("checkpoint_*.pth")
+             if (m := re.search(r"_(\d+)\.pth$", p.name))]
+    return max(found, default=0)
+
+
+if __name__ == "__main__":
+    cli(main)

@@ -1,0 +1,83 @@
+"""Sample Factory as a peer: the command rlkit hands it, and its logs read into an rlkit run
+folder that rlkit.compare tabulates. A stand-in interpreter plays Sample Factory here (the real
+one needs a virtual environment of its own, see rlkit/sample_factory.py), writing what Sample
+Factory 2.1.1 writes: TensorBoard summaries in frames and checkpoints named by frames."""
+import stat
+import sys
+import textwrap
+
+import pytest
+
+from rlkit import sample_factory
+from rlkit.compare import command as compare_command
+from rlkit.compare import load_run, tabulate
+from rlkit.config import UsageError, load_config
+
+FAKE = """\
+#!{python}
+import pathlib, sys
+if sys.argv[1] == "-c":
+    print("2.1.1"); sys.exit(0)
+args = dict(a[2:].split("=", 1) for a in sys.argv[3:])
+assert sys.argv[1:3] == ["-m", "sf_examples.vizdoom.train_vizdoom"], sys.argv
+from torch.utils.tensorboard import SummaryWriter
+root = pathlib.Path(args["train_dir"]) / args["experiment"]
+writer = SummaryWriter(str(root / ".summary" / "0"))
+frames = int(args["train_for_env_steps"])
+for i, objective in enumerate([-2.0, -1.0, 0.5, 0.8]):
+    writer.add_scalar("policy_stats/avg_true_objective", objective, (i + 1) * frames // 4)
+writer.close()
+(root / "checkpoint_p0").mkdir(parents=True)
+(root / "checkpoint_p0" / f"checkpoint_000000012_{{frames}}.pth").write_bytes(b"")
+pathlib.Path(args["train_dir"], "argv.txt").write_text(" ".join(sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def fake_sf(tmp_path):
+    path = tmp_path / "sf-python"
+    path.write_text(FAKE.format(python=sys.executable))
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
+def test_sample_factory_gets_the_scenario_seed_frames_and_budget():
+    cfg = load_config(["env=defend_the_center", "total_steps=5000", "seed=7"])
+    cmd = sample_factory.command("py", cfg, {"seconds": 60, "workers": 2, "envs_per_worker": 4}, "/d")
+    assert cmd[:3] == ["py", "-m", "sf_examples.vizdoom.train_vizdoom"]
+    assert {"--env=doom_defend_the_center", "--train_for_env_steps=20000", "--train_for_seconds=60", "--seed=7",
+            "--num_workers=2", "--num_envs_per_worker=4", "--device=cpu", "--env_frameskip=4"} <= set(cmd)
+
+
+def test_its_logs_become_an_rlkit_run_in_the_scenarios_own_score(fake_sf, tmp_path):
+    run_dir = sample_factory.main([f"python={fake_sf}", "env=doom", "total_steps=4000", "seed=2",
+                                   f"run_dir={tmp_path / 'run'}"])
+    run = load_run(run_dir)
+    assert run["algo"] == "sample_factory" and run["seed"] == 2 and run["env"] == "doom"
+    # Basic's rewards are scaled by 0.01 in Sample Factory's copy: x100 is the game's score;
+    # its frames (4 per agent step) are agent steps here.
+    assert [(s, r) for s, r, _ in run["episodes"]] == [(1000, -200.0), (2000, -100.0), (3000, 50.0), (4000, 80.0)]
+    assert run["summary"]["steps"] == 4000
+    # Each point is already a mean of 100 episodes: the table takes the last, and the first at 50 or more.
+    row = tabulate({"sample_factory": [run]}, threshold=50, window=100)[0]
+    assert row["final_return"] == 80.0 and row["steps_to_threshold"] == 3000 and row["iqm"] != row["iqm"]
+    assert "--env=doom_basic" in (run_dir / "sample_factory" / "argv.txt").read_text()
+
+
+def test_compare_runs_it_from_the_interpreter_it_is_given(tmp_path):
+    cmd = compare_command("sample_factory", 3, tmp_path / "r", ["env=doom"],
+                          {"sf_python": "/sf/bin/python", "sf_seconds": 90})
+    assert cmd == ["rlkit.sample_factory", "python=/sf/bin/python", "seconds=90", "env=doom", "seed=3",
+                   f"run_dir={tmp_path / 'r'}"]
+
+
+def test_bad_sample_factory_input_is_one_line(tmp_path):
+    with pytest.raises(UsageError, match="give python=PATH"):
+        sample_factory.main(["env=doom"])
+    with pytest.raises(UsageError, match=f"python={tmp_path}/nope cannot be run"):
+        sample_factory.main([f"python={tmp_path}/nope", "env=doom"])
+    with pytest.raises(UsageError, match="has no copy of take_cover; choose from: doom, defend_the_center"):
+        sample_factory.main([f"python={sys.executable}", "env=take_cover"])
+    with pytest.raises(UsageError, match=textwrap.shorten("has no Sample Factory with its ViZDoom examples", 99)):
+        sample_factory.main([f"python={sys.executable}", "env=doom"])
+    assert not list(tmp_path.iterdir())  # nothing made before the checks pass
