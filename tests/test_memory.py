@@ -104,8 +104,8 @@ def collected(core, seq_len=8, **cfg_more):
 @pytest.mark.parametrize("core", CORES)
 def test_the_learner_replays_the_log_probabilities_acting_had(core):
     """Chunks of seq_len steps replayed from the stored states, with the starts inside them: the
-    rollout's log-probabilities (bit for bit for the recurrent cells, which compute each step the
-    same way; to float rounding for attention over a larger batch) and values."""
+    rollout's log-probabilities and values, to float rounding (bit for bit for the recurrent cells
+    on CPUs whose matrix kernels do not depend on the batch size; CI's do on some machines)."""
     policy, batches = collected(core)
     for batch in batches:
         assert batch["states"].shape == (4, 3, policy.core.state_size)
@@ -115,10 +115,7 @@ def test_the_learner_replays_the_log_probabilities_acting_had(core):
         with torch.no_grad():
             logp, _, value = logp_entropy_value(policy, data["obs"], data["actions"], **memory)
         assert torch.allclose(value, data["values"], atol=1e-5)
-        if core == "transformer":
-            assert torch.allclose(logp, data["logprobs"], atol=1e-5)
-        else:
-            assert torch.equal(logp, data["logprobs"])
+        assert torch.allclose(logp, data["logprobs"], atol=1e-5)
     assert sum(b["starts"][1:].sum() for b in batches) > 0  # episodes began inside the rollouts
 
 
@@ -256,4 +253,4 @@ def test_a_critic_core_of_its_own_feeds_only_the_value():
         again, moved = run(policy, obs, starts)
         step_logits, step_value, _ = policy(obs[0], None, policy.initial_state(2), starts[0])
     assert torch.equal(logits, again) and not torch.allclose(value, moved)
-    assert torch.allclose(step_logits, logits[0]) and torch.allclose(step_value, moved[0])
+    assert torch.allclose(step_logits, logits[0], atol=1e-5) and torch.allclose(step_value, moved[0], atol=1e-5)
