@@ -20,7 +20,10 @@ gathering is scored by Sample Factory's copy of the scenario (0.01 per tic alive
 penalty), so x100 gives tics alive, where ViZDoom's own scenario adds -100 for a death."""
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -107,7 +110,7 @@ def main(argv: list[str]) -> Path:
                    run_dir / "config.yaml")
     print(" ".join(cmd), flush=True)
     started = time.time()
-    code = subprocess.call(cmd)
+    code = run(cmd)
     seconds = time.time() - started
     if code != 0:
         raise UsageError(f"Sample Factory exited with {code}; its log is above, its files in {train_dir}")
@@ -119,6 +122,29 @@ def main(argv: list[str]) -> Path:
     print(f"done: {steps} agent steps in {seconds / 60:.1f} min ({steps / seconds:.0f} steps/s); Sample Factory's "
           f"last mean of 100 episodes: {rows[-1][1] if rows else 'none logged'}\nrun folder: {run_dir}")
     return run_dir
+
+
+def run(cmd: list[str]) -> int:
+    """Sample Factory in a process group of its own: stopping it (Ctrl-C, an error here) stops its
+    learner, inference and rollout processes and their ViZDoom games with it, none left running."""
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        return proc.wait()
+    finally:
+        if proc.poll() is None or _group_alive(proc.pid):
+            for sig, wait in ((signal.SIGINT, 10), (signal.SIGKILL, 0)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=wait or None)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def _frames(train_dir: Path) -> int:

@@ -5,6 +5,7 @@ Factory 2.1.1 writes: TensorBoard summaries in frames and checkpoints named by f
 import stat
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,18 @@ writer.close()
 (root / "checkpoint_p0").mkdir(parents=True)
 (root / "checkpoint_p0" / f"checkpoint_000000012_{{frames}}.pth").write_bytes(b"")
 pathlib.Path(args["train_dir"], "argv.txt").write_text(" ".join(sys.argv[1:]))
+import subprocess  # a worker left running, as a killed Sample Factory leaves its games
+left = subprocess.Popen(["sleep", "600"])
+pathlib.Path(args["train_dir"], "worker.pid").write_text(str(left.pid))
 """
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 @pytest.fixture
@@ -62,6 +74,8 @@ def test_its_logs_become_an_rlkit_run_in_the_scenarios_own_score(fake_sf, tmp_pa
     row = tabulate({"sample_factory": [run]}, threshold=50, window=100)[0]
     assert row["final_return"] == 80.0 and row["steps_to_threshold"] == 3000 and row["iqm"] != row["iqm"]
     assert "--env=doom_basic" in (run_dir / "sample_factory" / "argv.txt").read_text()
+    worker = int((run_dir / "sample_factory" / "worker.pid").read_text())
+    assert not running(worker)  # nothing of Sample Factory's is left running
 
 
 def test_compare_runs_it_from_the_interpreter_it_is_given(tmp_path):
