@@ -88,6 +88,8 @@ SCHEMA: dict[str, Key] = {
                       items=(float, 1, 8, (0.01, 180))),
     "env.shaping": Key("VARIABLE:weight terms: a game variable's change times its weight is added to the learner's "
                        "reward; episode/return stays the scenario's score", items=(str, 0, 16, None)),
+    "env.variables": Key("VARIABLE:full terms: each game variable (HEALTH, AMMO2, ...) as one more input channel, "
+                         "value / full of white", items=(str, 0, 16, None)),
     # env: atari
     "env.game": Key("the game: an ALE game (atari), or tictactoe, connect_four or go (board)"),
     "env.backend": Key("auto (EnvPool when installed), envpool or gymnasium (ale-py)",

@@ -93,3 +93,32 @@ def test_bad_shaping_is_a_one_line_error_on_the_command_line_and_in_a_loaded_fil
     cfg.shaping = [term]
     with pytest.raises(UsageError, match=message):
         check_game(cfg)
+
+
+def test_game_variables_are_channels_beside_the_frame():
+    """env.variables=[HEALTH:100]: one more channel per stacked frame, all of it health / 100 of
+    white, following the game as health drops (health gathering's acid floor)."""
+    from vizdoom import GameVariable
+
+    env = doom("env=health_gathering", "env.frame_stack=1", "env.variables=[HEALTH:200]")
+    assert env.observation_space.shape == (2, 40, 40)
+    obs, _ = env.reset(seed=0)
+    seen = []
+    for _ in range(40):
+        health = env.unwrapped.game.get_game_variable(GameVariable.HEALTH)
+        assert obs.shape == (2, 40, 40) and (obs[1] == obs[1, 0, 0]).all()
+        assert obs[1, 0, 0] == round(min(health / 200, 1) * 255)
+        seen.append(int(obs[1, 0, 0]))
+        obs, *_ = env.step(0)
+    assert len(set(seen)) > 1  # the channel moves with the game
+    env.close()
+    stacked = doom("env=health_gathering", "env.variables=[HEALTH:100,ARMOR:100]")
+    assert stacked.observation_space.shape == (4, 3, 40, 40)  # frames stacked, each with its variables
+    stacked.close()
+
+
+@pytest.mark.parametrize("term, message", [("HEALTH", "must be VARIABLE:full"), ("HEALTH:0", "must be > 0"),
+                                           ("HP:1", "unknown doom game variable 'HP'")])
+def test_bad_variables_are_a_one_line_error(term, message):
+    with pytest.raises(UsageError, match=message):
+        doom(f"env.variables=[{term}]")

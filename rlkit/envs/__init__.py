@@ -35,6 +35,7 @@ def check_game(env_cfg) -> None:
         doom.check_resolution(env_cfg.resolution)
         doom.check_names("Button", env_cfg.get("buttons"))
         doom.parse_shaping(env_cfg.get("shaping"))
+        doom.parse_variables(env_cfg.get("variables"))
     elif env_cfg.game not in board.GAMES:
         raise UsageError(f"unknown board game {env_cfg.game[:40]!r}; choose from: {', '.join(board.GAMES)}")
 

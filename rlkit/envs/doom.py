@@ -1,5 +1,6 @@
 """ViZDoom as a Gymnasium env, driven through DoomGame directly (no window, low resolution,
-frame skip inside the engine). Observations are uint8 [C, H, W] (C = 1 gray or 3 RGB)."""
+frame skip inside the engine). Observations are uint8 [C, H, W]: 1 gray or 3 RGB channels, then
+one constant channel per game variable of `env.variables`."""
 from __future__ import annotations
 
 import itertools
@@ -108,11 +109,24 @@ def check_names(kind: str, names) -> None:
 
 def parse_shaping(terms) -> list[tuple[str, float]]:
     """`env.shaping`: ["VARIABLE:weight", ...], a game variable's change times its weight."""
+    return _variable_terms("env.shaping", terms, "VARIABLE:weight, e.g. HEALTH:0.01")
+
+
+def parse_variables(terms) -> list[tuple[str, float]]:
+    """`env.variables`: ["VARIABLE:full", ...], a game variable seen as a channel, `full` its white."""
+    pairs = _variable_terms("env.variables", terms, "VARIABLE:full, e.g. HEALTH:100")
+    bad = [f"{name}:{full:g}" for name, full in pairs if full <= 0]
+    if bad:
+        raise UsageError(f"env.variables term {bad[0]!r}: the value drawn as full white must be > 0")
+    return pairs
+
+
+def _variable_terms(key: str, terms, form: str) -> list[tuple[str, float]]:
     pairs = []
     for term in terms or ():
         match = SHAPING.fullmatch(str(term))
         if not match:
-            raise UsageError(f"env.shaping term {str(term)[:40]!r} must be VARIABLE:weight, e.g. HEALTH:0.01")
+            raise UsageError(f"{key} term {str(term)[:40]!r} must be {form}")
         pairs.append((match.group(1), float(match.group(2))))
     check_names("GameVariable", [name for name, _ in pairs])
     return pairs
@@ -170,13 +184,15 @@ def scenario_path(scenario: str) -> Path:
 
 class DoomEnv(gym.Env):
     """One ViZDoom game. Actions: the rows of `action_table` (`actions`: buttons or combos) over
-    the scenario's buttons, or `buttons` in their place. The scenario's timeout ends an episode as
-    a truncation (the agent cannot see the clock)."""
+    the scenario's buttons, or `buttons` in their place. `variables` [(name, full), ...]: each game
+    variable as one more channel, all of it the variable's value / full in [0, 255] (the way
+    AlphaZero's input shows the side to move), so any encoder reads health or ammo beside the
+    frame. The scenario's timeout ends an episode as a truncation (the agent cannot see the clock)."""
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 35}
 
     def __init__(self, scenario="basic", resolution="RES_160X120", grayscale=True, size=(64, 64),
-                 frame_skip=4, render_mode=None, actions="buttons", buttons=None, deltas=(5,)):
+                 frame_skip=4, render_mode=None, actions="buttons", buttons=None, deltas=(5,), variables=()):
         import vizdoom as vzd
 
         self.game = vzd.DoomGame()
@@ -197,7 +213,8 @@ class DoomEnv(gym.Env):
         self.render_mode = render_mode
         self.buttons = [b.name for b in self.game.get_available_buttons()]
         self._actions, self.action_names = action_table(self.buttons, actions, list(deltas))
-        channels = 1 if grayscale else 3
+        self.variables = [(getattr(vzd.GameVariable, name), float(full)) for name, full in variables]
+        channels = (1 if grayscale else 3) + len(self.variables)
         self.observation_space = gym.spaces.Box(0, 255, (channels, *self.size), np.uint8)
         self.action_space = gym.spaces.Discrete(len(self._actions))
         self._last = np.zeros(self.observation_space.shape, np.uint8)
@@ -210,7 +227,12 @@ class DoomEnv(gym.Env):
         screen = state.screen_buffer  # [H, W] gray or [H, W, 3] RGB
         self._screen = screen
         frame = cv2.resize(screen, self.size[::-1], interpolation=cv2.INTER_AREA)
-        self._last = frame[None] if self.grayscale else np.ascontiguousarray(frame.transpose(2, 0, 1))
+        frame = frame[None] if self.grayscale else frame.transpose(2, 0, 1)
+        if self.variables:
+            levels = [np.clip(self.game.get_game_variable(v) / full, 0, 1) * 255 for v, full in self.variables]
+            planes = np.broadcast_to(np.round(levels).astype(np.uint8)[:, None, None], (len(levels), *self.size))
+            frame = np.concatenate([frame, planes])
+        self._last = np.ascontiguousarray(frame)
         return self._last
 
     def reset(self, *, seed=None, options=None):
@@ -268,7 +290,8 @@ class Shaping(gym.Wrapper):
 def make(cfg, render_mode=None) -> gym.Env:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     env = DoomEnv(cfg.scenario, cfg.resolution, cfg.grayscale, tuple(cfg.size), cfg.frame_skip, render_mode,
-                  cfg.get("actions", "buttons"), cfg.get("buttons"), cfg.get("deltas", [5]))
+                  cfg.get("actions", "buttons"), cfg.get("buttons"), cfg.get("deltas", [5]),
+                  parse_variables(cfg.get("variables")))
     env = stats_and_limit(env, cfg.max_episode_steps)
     terms = parse_shaping(cfg.get("shaping"))
     env = scale_reward(Shaping(env, terms) if terms else env, cfg.reward_scale)
