@@ -4,10 +4,14 @@
     python -m rlkit.bench env=cartpole threshold=475 append=true # ... and add the report to the benchmarks archive
     python -m rlkit.bench env=doom scaling=1,2,4                 # runner=ray: collection steps/s per worker count
     python -m rlkit.bench env=cartpole_masked model.core=transformer lengths=500,5000   # a core's cost per step
+    python -m rlkit.bench env=doom threshold=80 peer=sample_factory sf_python=~/sf/bin/python   # Doom's peer
 
 Measures, with identical envs and hyperparameters: the vector env's raw throughput (random
 actions), rlkit training, and Stable-Baselines3 PPO training (the same Nature CNN or MLP
-widths, rollout length, epochs, minibatch size, clipping, coefficients and LR schedule). It
+widths, rollout length, epochs, minibatch size, clipping, coefficients and LR schedule), or
+with `peer=sample_factory` Sample Factory 2.1.1 on the same Doom scenario, frames and seed, run
+from the interpreter of its own environment (`sf_python=`, `sf_seconds=` a wall-clock budget;
+see `rlkit.sample_factory`: its scores are means of 100 episodes, taken as they are). It
 reports steps/s and, when `threshold` is given, the agent steps and wall-clock seconds each
 learner needed for the mean return of the last `window` episodes to reach it.
 `repeats=N` runs rlkit and the peer N times each, taking turns, and reports the ratio of every
@@ -34,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rlkit import sample_factory
 from rlkit.compare import load_run
 from rlkit.config import RunError, UsageError, cli, command_options, load_config, run_label
 from rlkit.envs import backend, make_vec
@@ -41,7 +46,7 @@ from rlkit.nets import make_policy
 from rlkit.stats import crossing
 
 BENCH_KEYS = {"threshold": None, "window": 100, "peer": "sb3", "append": False, "raw_steps": 5000, "scaling": None,
-              "iters": 5, "repeats": 1, "lengths": None}
+              "iters": 5, "repeats": 1, "lengths": None, "sf_python": "", "sf_seconds": 10**9}
 TIMED = 500  # lengths=: the steps timed at the end of each episode
 
 
@@ -50,8 +55,9 @@ def split_args(argv):
     # `scaling=1,2,4` and `lengths=...` are lists (Hydra would read bare commas as a sweep).
     argv = [f"{a.split('=')[0]}=[{a.split('=', 1)[1]}]" if a.startswith(("scaling=", "lengths=")) and "[" not in a
             else a for a in argv]
-    opts, rest = command_options(argv, BENCH_KEYS, {"peer": ("sb3", "none")}, passthrough=True, ranges={
-        "threshold": (-1e15, 1e15), "window": (1, 10**6), "raw_steps": (1, 10**9), "iters": (1, 10**4)})
+    opts, rest = command_options(argv, BENCH_KEYS, {"peer": ("sb3", "sample_factory", "none")}, passthrough=True,
+                                 ranges={"threshold": (-1e15, 1e15), "window": (1, 10**6), "raw_steps": (1, 10**9),
+                                         "iters": (1, 10**4), "sf_seconds": (1, 10**9)})
     for key, low, what in (("scaling", 1, "worker counts like 1,2,4"),
                            ("lengths", TIMED, f"episode lengths from {TIMED} to 1000000 like 500,5000")):
         got = opts[key] if isinstance(opts[key], list) or opts[key] is None else [opts[key]]
@@ -79,7 +85,8 @@ def raw_throughput(cfg, steps_per_env):
 
 def run(module: str, overrides: list[str], run_dir: Path) -> dict:
     """One learner in its own process (its own peak memory; ale_py and EnvPool never share one).
-    Returns {steps, seconds, peak_rss_mib, episodes: [(step, return, seconds)]}."""
+    Returns {steps, seconds, peak_rss_mib, episodes: [(step, return, seconds)], means}: `means` is
+    the number of episodes each logged return already averages (Sample Factory's), or None."""
 
     log = run_dir.with_suffix(".log")
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +97,7 @@ def run(module: str, overrides: list[str], run_dir: Path) -> dict:
         raise RunError(f"{module} failed (exit {code}); see {log}")
     loaded = load_run(run_dir)
     return {**{k: loaded["summary"][k] for k in ("steps", "seconds", "peak_rss_mib")},
-            "episodes": loaded["episodes"]}
+            "episodes": loaded["episodes"], "means": loaded["summary"].get("episode_means")}
 
 
 def machine() -> str:
@@ -122,8 +129,9 @@ def table(opts, raw, results) -> str:
              f"| raw env, random actions | | | {raw:,.0f} | 1.00 | | | | |"]
     for name, r in results.items():
         sps = r["steps"] / r["seconds"]
-        hit = crossing(r["episodes"], thr, win)
-        final = f"{np.mean([x for _, x, _ in r['episodes'][-win:]]):.1f}" if r["episodes"] else "no episode ended"
+        hit = crossing(r["episodes"], thr, span(r, win))
+        final = f"{np.mean([x for _, x, _ in r['episodes'][-span(r, win):]]):.1f}" if r["episodes"] \
+            else "no episode ended"
         reach = (f"{hit[0]:,} | {hit[1]:.0f}" if hit else "not reached | -") if thr is not None else "- | -"
         lines.append(f"| {name} | {r['steps']:,} | {r['seconds']:.0f} | {sps:,.0f} | {sps / raw:.2f} | {reach} "
                      f"| {final} | {r['peak_rss_mib']:.0f} |")
@@ -133,7 +141,7 @@ def table(opts, raw, results) -> str:
     if len(pairs) == 1:
         ((a, ra), (b, rb)), = pairs
         lines.append(f"\nsteps/s, {a} / {b}: **{_ratio(ra, rb):.2f}x**")
-        ha, hb = crossing(ra["episodes"], thr, win), crossing(rb["episodes"], thr, win)
+        ha, hb = crossing(ra["episodes"], thr, span(ra, win)), crossing(rb["episodes"], thr, span(rb, win))
         if ha and hb:
             lines[-1] += f"; wall-clock to the threshold, {b} / {a}: **{hb[1] / ha[1]:.2f}x** (above 1: rlkit faster)"
     elif pairs:  # repeats: rlkit and the peer took turns, so slow spells of the machine hit both
@@ -141,6 +149,11 @@ def table(opts, raw, results) -> str:
         lines.append(f"\nsteps/s, rlkit / peer, run by run: {', '.join(f'{r:.2f}x' for r in ratios)}; "
                      f"median **{np.median(ratios):.2f}x**")
     return "\n".join(lines)
+
+
+def span(result: dict, window: int) -> int:
+    """The logged returns a mean over `window` episodes takes: one where each is such a mean already."""
+    return 1 if result.get("means") else window
 
 
 def _ratio(a: dict, b: dict) -> float:
@@ -267,6 +280,8 @@ def main(argv):
 
 def main_learners(opts, rest, command, sha):
     cfg = load_config(rest)
+    if opts["peer"] == "sample_factory":
+        sample_factory.check(cfg, opts["sf_python"])
     # The peer is SB3 PPO (rlkit.peers) with this env's PPO settings; for a policy with memory,
     # sb3-contrib's RecurrentPPO with an LSTM of the core's size.
     raw = raw_throughput(cfg, opts["raw_steps"] // cfg.num_envs or 1)
@@ -274,20 +289,25 @@ def main_learners(opts, rest, command, sha):
 
     folder = Path(cfg.runs_root) / f"bench__{run_label(cfg)}__{time.strftime('%Y%m%d-%H%M%S')}"
     recurrent = cfg.model.core != "none"
-    peer, peer_name = ("sb3_recurrent_ppo", "sb3-contrib RecurrentPPO") if recurrent else ("sb3_ppo", "SB3 PPO")
+    peer, peer_name = ("sample_factory", "Sample Factory") if opts["peer"] == "sample_factory" else \
+        ("sb3_recurrent_ppo", "sb3-contrib RecurrentPPO") if recurrent else ("sb3_ppo", "SB3 PPO")
     results, repeats = {}, opts["repeats"]
     for i in range(1, repeats + 1):  # taking turns: a slow spell of the machine hits both learners
         tag, suffix = (f" #{i}", f"_{i}") if repeats > 1 else ("", "")
         results[f"rlkit {cfg.algo.name}{tag}"] = run("rlkit.train", rest, folder / f"rlkit_{cfg.algo.name}{suffix}")
-        if opts["peer"] == "sb3":
+        if opts["peer"] == "sample_factory":
+            results[f"{peer_name}{tag}"] = run("rlkit.sample_factory", [
+                f"python={opts['sf_python']}", f"seconds={opts['sf_seconds']}", *rest], folder / f"{peer}{suffix}")
+        elif opts["peer"] == "sb3":
             results[f"{peer_name}{tag}"] = run("rlkit.peers", [f"peer={peer}", *(a for a in rest if not
                                                                                   a.startswith("algo"))],
                                                folder / f"{peer}{suffix}")
     core = f", core {cfg.model.core}" if recurrent else ""
     report = (f"### {cfg.env.name}: rlkit {cfg.algo.name} ({cfg.model.name}{core}) vs "
-              f"{peer_name if opts['peer'] == 'sb3' else 'raw env'}\n\n"
+              f"{peer_name if opts['peer'] != 'none' else 'raw env'}\n\n"
               f"{date.today().isoformat()}, commit {sha}, {machine()}; {cfg.num_envs} envs (rlkit: "
-              f"{backend(cfg.env) if backend(cfg.env) == 'envpool' else cfg.vector}, SB3: {cfg.vector}), "
+              f"{backend(cfg.env) if backend(cfg.env) == 'envpool' else cfg.vector}, "
+              f"{'Sample Factory: its own workers' if peer == 'sample_factory' else 'SB3: ' + cfg.vector}), "
               f"seed {cfg.seed}.\n\n    {command}\n\n{table(opts, raw, results)}\n")
     return results, report
 

@@ -95,3 +95,19 @@ def test_bad_sample_factory_input_is_one_line(tmp_path):
     with pytest.raises(UsageError, match=textwrap.shorten("has no Sample Factory with its ViZDoom examples", 99)):
         sample_factory.main([f"python={sys.executable}", "env=doom"])
     assert not list(tmp_path.iterdir())  # nothing made before the checks pass
+
+
+def test_bench_runs_it_as_the_peer_and_takes_its_means_as_they_are(fake_sf, tmp_path, capsys):
+    from rlkit.bench import main as bench
+
+    with pytest.raises(UsageError, match="give python=PATH"):
+        bench(["env=doom", "peer=sample_factory"])
+    results = bench(["env=doom", "total_steps=256", "num_envs=2", "raw_steps=32", "threshold=50",
+                     "peer=sample_factory", f"sf_python={fake_sf}", f"runs_root={tmp_path}"])
+    assert list(results) == ["rlkit ppo", "Sample Factory"] and results["Sample Factory"]["means"] == 100
+    report = capsys.readouterr().out
+    # its last logged mean (80) and the first at 50 or more (the fake logs at 1/4 .. 4/4 of the
+    # 256 steps: 192), not means of its means
+    row = next(line for line in report.splitlines() if line.startswith("| Sample Factory |")).split(" | ")
+    assert row[1] == "256" and row[5] == "192" and row[7] == "80.0"
+    assert "steps/s, rlkit ppo / Sample Factory: **" in report
