@@ -29,11 +29,9 @@ last 500 steps of an episode of each length, beside the same encoder without a c
 from __future__ import annotations
 
 import os
-import platform
 import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +41,7 @@ from rlkit.compare import load_run
 from rlkit.config import RunError, UsageError, cli, command_options, load_config, run_label
 from rlkit.envs import backend, make_vec
 from rlkit.nets import make_policy
+from rlkit.provenance import commit, stamp
 from rlkit.stats import crossing
 
 BENCH_KEYS = {"threshold": None, "window": 100, "peer": "sb3", "append": False, "raw_steps": 5000, "scaling": None,
@@ -98,27 +97,6 @@ def run(module: str, overrides: list[str], run_dir: Path) -> dict:
     loaded = load_run(run_dir)
     return {**{k: loaded["summary"][k] for k in ("steps", "seconds", "peak_rss_mib")},
             "episodes": loaded["episodes"], "means": loaded["summary"].get("episode_means")}
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
-    if Path("/proc/cpuinfo").is_file():
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
-
-
-def commit() -> str:
-    def git(*args):
-        return subprocess.run(["git", *args], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-
-    sha = git("rev-parse", "--short", "HEAD") or "unknown"
-    return sha + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def table(opts, raw, results) -> str:
@@ -207,7 +185,7 @@ def main_scaling(opts, rest, command, sha):
     print(f"raw env throughput: {raw:,.0f} steps/s")
     rates = ray_scaling(cfg, opts["scaling"], opts["iters"])
     report = (f"### {cfg.env.name}: rollout collection on Ray, {', '.join(map(str, rates))} workers\n\n"
-              f"{date.today().isoformat()}, commit {sha}, {machine()}; {cfg.num_envs} envs ({cfg.vector}) and "
+              f"{stamp(sha)}; {cfg.num_envs} envs ({cfg.vector}) and "
               f"{cfg.algo.num_steps} steps per worker per iteration, model {cfg.model.name}, local Ray instance "
               f"unless RAY_ADDRESS was set ({os.environ.get('RAY_ADDRESS') or 'unset'}).\n\n    {command}\n\n"
               f"{scaling_table(raw, rates)}\n")
@@ -261,7 +239,7 @@ def main_lengths(opts, rest, command, sha):
     lines.append(f"\ncore={core}: steps/s at {lengths[-1]:,} steps / at {lengths[0]:,}: "
                  f"**{rates[core, lengths[-1]] / rates[core, lengths[0]]:.2f}x**")
     report = (f"### {cfg.env.name}: acting cost per step against episode length, model {cfg.model.name}\n\n"
-              f"{date.today().isoformat()}, commit {sha}, {machine()}; one game, batch 1, fp32.\n\n"
+              f"{stamp(sha)}; one game, batch 1, fp32.\n\n"
               f"    {command}\n\n" + "\n".join(lines) + "\n")
     return rates, report
 
@@ -269,7 +247,7 @@ def main_lengths(opts, rest, command, sha):
 def main(argv):
     opts, rest = split_args(argv)
     command, sha = "python -m rlkit.bench " + " ".join(argv), commit()
-    print(f"{command}\n{machine()}, commit {sha}")
+    print(f"{command}\n{stamp(sha)}")
     measure = main_scaling if opts["scaling"] else main_lengths if opts["lengths"] else main_learners
     results, report = measure(opts, rest, command, sha)
     print("\n" + report)
@@ -305,7 +283,7 @@ def main_learners(opts, rest, command, sha):
     core = f", core {cfg.model.core}" if recurrent else ""
     report = (f"### {cfg.env.name}: rlkit {cfg.algo.name} ({cfg.model.name}{core}) vs "
               f"{peer_name if opts['peer'] != 'none' else 'raw env'}\n\n"
-              f"{date.today().isoformat()}, commit {sha}, {machine()}; {cfg.num_envs} envs (rlkit: "
+              f"{stamp(sha)}; {cfg.num_envs} envs (rlkit: "
               f"{backend(cfg.env) if backend(cfg.env) == 'envpool' else cfg.vector}, "
               f"{'Sample Factory: its own workers' if peer == 'sample_factory' else 'SB3: ' + cfg.vector}), "
               f"seed {cfg.seed}.\n\n    {command}\n\n{table(opts, raw, results)}\n")

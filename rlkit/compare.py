@@ -14,7 +14,8 @@ environment, `sf_python=`, see `rlkit.sample_factory`), one process each, into o
     OUT/{algo}__{seed}/   the runs (open them together: tensorboard --logdir OUT)
     OUT/curves.png        mean return and 95% bootstrap band against agent steps and wall-clock
     OUT/elo.png           self-play runs only: each run's latest snapshot's Elo against agent steps
-    OUT/results.md        per algorithm: final return +- CI, IQM, steps to threshold, speed, memory
+    OUT/results.md        date, commit and machine; per algorithm: final return +- CI, IQM, steps to
+                          threshold, speed, memory
     OUT/results.csv       the same numbers, unrounded; OUT/episodes.csv every episode of every run
 
 Running the same command again skips finished runs and goes on with interrupted ones."""
@@ -37,6 +38,7 @@ from rlkit.config import SEED, RunError, UsageError, cli, command_options, load_
 from rlkit.cores import CORES
 from rlkit.peers import PEERS
 from rlkit.plots import plot, plot_elo
+from rlkit.provenance import stamp
 from rlkit.stored import run_config
 
 OPTIONS = {"algos": ["ppo", "reinforce"], "seeds": None, "runs": [], "out": None, "threshold": None, "window": 100,
@@ -233,7 +235,7 @@ def report(out: Path, groups: dict[str, list[dict]], opts) -> str:
     (out / "elo.png").unlink(missing_ok=True)  # not one left from other runs in a reused folder
     if elo:
         plot_elo(groups, out / "elo.png", ", ".join(env))
-    (out / "results.md").write_text(f"# {', '.join(env)}\n\n![curves](curves.png)\n\n"
+    (out / "results.md").write_text(f"# {', '.join(env)}\n\n{stamp()}\n\n![curves](curves.png)\n\n"
                                     + ("![elo](elo.png)\n\n" if elo else "") + table)
     return table
 

@@ -1,6 +1,7 @@
 import csv
 import os
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -53,6 +54,9 @@ def test_compare_writes_plot_table_and_csv_that_agree(comparison):
     table = [line for line in (out / "results.md").read_text().splitlines() if line.startswith("| ppo")
              or line.startswith("| sb3_a2c")]
     assert [r["algo"] for r in rows] == ["ppo", "sb3_a2c"] and len(table) == 2
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert f"commit {sha}" in (out / "results.md").read_text() and f"{os.cpu_count()} cores" in (
+        out / "results.md").read_text()  # where and on what the numbers were taken
     for row, line in zip(rows, table):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[0] == row["algo"] and cells[1] == row["runs"] == "2"
