@@ -98,7 +98,7 @@ def run(cfg, peer: str, run_dir=None) -> dict:
                 if step % (cfg.num_envs * 128) < cfg.num_envs:
                     logger.scalars(step, {"time/sps": logger.sps(step)})
                 logger.advance(step)
-            return True
+            return not cfg.minutes or time.time() - start < 60 * cfg.minutes  # False: SB3 stops (the budget)
 
     try:
         model.learn(cfg.total_steps, callback=Record())

@@ -16,7 +16,7 @@ from rlkit.errors import UsageError
 
 # What a resumed run may change; everything else comes from its checkpoint.
 # `runner` and its keys too: a run may move between this machine and a Ray cluster.
-RESUMABLE = ("total_steps", "device", "progress", "checkpoint_every", "keep_checkpoints", "torch_threads",
+RESUMABLE = ("total_steps", "minutes", "device", "progress", "checkpoint_every", "keep_checkpoints", "torch_threads",
              "log_every", "video_every", "video_length", "runner", "overlap", "async_rollout", "compile")
 # What only the command line may turn on, never a checkpoint: Ray starts processes and reads
 # RAY_ADDRESS; torch.compile runs a C++ compiler. A resumed run goes on without them unless asked.

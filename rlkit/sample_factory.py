@@ -9,8 +9,8 @@ Sample Factory 2.1.1 pins gymnasium below 1.0, which rlkit does not run on, so i
 own program: `python=` names the interpreter of its environment, given on the command line (a
 loaded file never names a program). It trains on its own copies of ViZDoom's scenarios, with
 its own action sets, resolution (128x72 RGB) and a GRU; rlkit hands it the scenario, the seed,
-the agent steps (as frames: x frame skip), `seconds` of wall-clock and `workers` x
-`envs_per_worker` games on the CPU.
+the agent steps (as frames: x frame skip), `seconds` of wall-clock (or `minutes=`, as rlkit's
+training takes it) and `workers` x `envs_per_worker` games on the CPU.
 
 It logs no single episodes: every ~10 s, the mean of its last 100 episodes'
 `true_objective` (`policy_stats/avg_true_objective`). Each becomes a point of the run's
@@ -48,11 +48,13 @@ TAG = "policy_stats/avg_true_objective"
 
 
 def command(python: str, cfg, opts, train_dir: Path) -> list[str]:
-    """Sample Factory's own training command for `cfg`'s scenario."""
+    """Sample Factory's own training command for `cfg`'s scenario; its wall-clock budget is
+    `seconds` or the run's `minutes=`, whichever is shorter."""
+    seconds = min(opts["seconds"], max(1, round(60 * cfg.minutes))) if cfg.minutes else opts["seconds"]
     return [python, "-m", "sf_examples.vizdoom.train_vizdoom", f"--env={SCENARIOS[cfg.env.name][0]}",
             "--experiment=sf", f"--train_dir={train_dir}",
             f"--train_for_env_steps={cfg.total_steps * cfg.env.frame_skip}",
-            f"--train_for_seconds={opts['seconds']}", f"--num_workers={opts['workers']}",
+            f"--train_for_seconds={seconds}", f"--num_workers={opts['workers']}",
             f"--num_envs_per_worker={opts['envs_per_worker']}", "--device=cpu", f"--seed={cfg.seed}",
             f"--env_frameskip={cfg.env.frame_skip}"]
 

@@ -1,5 +1,6 @@
 """Train an agent:  python -m rlkit.train env=doom algo=ppo model=cnn seed=1 ...
 Continue one:      python -m rlkit.train resume=runs/doom__ppo__1__20261123-120000 [total_steps=...]
+On a budget:       python -m rlkit.train env=defend_the_center minutes=30   (ends at 30 minutes or total_steps)
 
 The whole loop, top to bottom: collect a rollout, update, log, maybe checkpoint.
 Ctrl-C (or SIGTERM) stops at the end of the current update with a checkpoint; a second
@@ -11,6 +12,7 @@ import random
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +171,7 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
     # Board games are watched in the terminal (rlkit.play), not as TensorBoard videos.
     evaluation = video.EvalVideo(policy, cfg, device) if cfg.video_every and cfg.env.family != "board" else None
     last_ckpt, last_video, stop = step, step, StopRequest()
+    deadline = time.monotonic() + 60 * cfg.minutes if cfg.minutes else math.inf
     if pool is not None and fresh:
         logger.scalars(step, pool.maybe_snapshot(policy, step))  # the first snapshot: the untrained policy
     try:
@@ -202,6 +205,10 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
                     + (" compile=true" if cfg.compile else "")  # what a checkpoint cannot turn on
                 print(f"stopped at step {step}; continue with:\n  python -m rlkit.train resume={run_dir}{again}")
                 return run_dir, True
+            if time.monotonic() >= deadline and update < num_updates:
+                logger.note(f"the {cfg.minutes:g}-minute budget ended training at step {step} of {cfg.total_steps}")
+                num_updates = update
+                break
             if cfg.checkpoint_every and step - last_ckpt >= cfg.checkpoint_every and update < num_updates:
                 save(f"step_{step}.safetensors", update)
                 checkpoint.prune(run_dir, cfg.keep_checkpoints)

@@ -124,3 +124,11 @@ def test_an_algos_entry_may_add_a_memory_core(tmp_path):
     for bad in ("ppo+lsmt", "sb3_ppo+lstm"):
         with pytest.raises(UsageError, match=re.escape(f"unknown algorithm '{bad}'")):
             plan({**opts, "algos": [bad], "out": str(tmp_path / bad)}, ["env=cartpole_masked"])
+
+
+def test_peers_keep_the_wall_clock_budget_of_minutes():
+    from rlkit import peers
+    from rlkit.config import load_config
+
+    cfg = load_config(["env=cartpole", "num_envs=4", "total_steps=100000", "minutes=0.000001", "progress=false"])
+    assert peers.run(cfg, "sb3_a2c")["steps"] <= 4 * 32  # stopped within its first rollout, not at 100,000

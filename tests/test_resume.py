@@ -79,6 +79,15 @@ def test_resume_can_extend_but_not_change_the_run(tmp_path):
         main([f"resume={tmp_path / 'nothing'}"])
 
 
+def test_a_time_budget_ends_the_run_with_a_final_checkpoint_and_resume_goes_on(tmp_path, capsys):
+    run = main([*TOY, "total_steps=100000", "minutes=0.000001", f"run_dir={tmp_path / 'r'}"])  # 60 µs: one update
+    final = checkpoint.load(run / "checkpoints" / "final.safetensors")
+    assert final["counters"]["step"] == 64 and final["counters"]["update"] == 1
+    assert "-minute budget ended training at step 64 of 100000" in capsys.readouterr().err
+    main([f"resume={run}", "minutes=0", "total_steps=256", "progress=false"])  # no budget: to total_steps
+    assert checkpoint.load(run / "checkpoints" / "final.safetensors")["counters"]["step"] == 256
+
+
 def test_a_run_saved_before_a_config_key_existed_resumes_with_its_default(tmp_path, capsys):
     import json
 

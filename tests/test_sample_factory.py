@@ -59,6 +59,9 @@ def test_sample_factory_gets_the_scenario_seed_frames_and_budget():
     assert cmd[:3] == ["py", "-m", "sf_examples.vizdoom.train_vizdoom"]
     assert {"--env=doom_defend_the_center", "--train_for_env_steps=20000", "--train_for_seconds=60", "--seed=7",
             "--num_workers=2", "--num_envs_per_worker=4", "--device=cpu", "--env_frameskip=4"} <= set(cmd)
+    budget = load_config(["env=defend_the_center", "minutes=0.5"])  # rlkit's budget, when it is the shorter
+    assert "--train_for_seconds=30" in sample_factory.command("py", budget, {"seconds": 60, "workers": 1,
+                                                                             "envs_per_worker": 1}, "/d")
 
 
 def test_its_logs_become_an_rlkit_run_in_the_scenarios_own_score(fake_sf, tmp_path):
