@@ -42,7 +42,7 @@ from rlkit.config import RunError, UsageError, cli, command_options, load_config
 from rlkit.envs import backend, make_vec
 from rlkit.nets import make_policy
 from rlkit.provenance import commit, stamp
-from rlkit.stats import crossing
+from rlkit.stats import crossing, window_of
 
 BENCH_KEYS = {"threshold": None, "window": 100, "peer": "sb3", "append": False, "raw_steps": 5000, "scaling": None,
               "iters": 5, "repeats": 1, "lengths": None, "sf_python": "", "sf_seconds": 10**9}
@@ -65,6 +65,9 @@ def split_args(argv):
         opts[key] = got
     if opts["repeats"] < 1:
         raise UsageError(f"repeats must be >= 1, got {opts['repeats']}")
+    stray = [k for k in ("sf_python", "sf_seconds") if opts[k] != BENCH_KEYS[k]]
+    if stray and opts["peer"] != "sample_factory":
+        raise UsageError(f"{stray[0]}= goes with peer=sample_factory; the peer is {opts['peer']}")
     return opts, rest
 
 
@@ -130,8 +133,7 @@ def table(opts, raw, results) -> str:
 
 
 def span(result: dict, window: int) -> int:
-    """The logged returns a mean over `window` episodes takes: one where each is such a mean already."""
-    return 1 if result.get("means") else window
+    return window_of(result.get("means"), window)
 
 
 def _ratio(a: dict, b: dict) -> float:

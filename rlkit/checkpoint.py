@@ -110,6 +110,9 @@ def _tuples(x):
     return tuple(_tuples(v) for v in x) if isinstance(x, list) else x
 
 
+COUNTERS = {"step", "update", "seconds"}  # agent steps, updates, seconds trained (the minutes= budget)
+
+
 def load(path, device="cpu") -> dict:
     """Read a checkpoint: {'config', 'filled', 'spaces', 'counters', 'model', 'optim', 'rng', 'pool',
     'collector'} ('pool' is None unless the run was self-play, 'collector' unless its collector
@@ -148,7 +151,7 @@ def load(path, device="cpu") -> dict:
             if slot is None:
                 raise UsageError(f"{path} is not a valid rlkit checkpoint (unexpected tensor {k[:80]!r})")
             optim.setdefault(int(slot.group(1)), {})[slot.group(2)] = v.to(device)
-    if not (isinstance(counters, dict) and "step" in counters and set(counters) <= {"step", "update"} and all(
+    if not (isinstance(counters, dict) and "step" in counters and set(counters) <= COUNTERS and all(
             isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**15 for v in counters.values())
             and isinstance(parsed["rng"], dict) and isinstance(parsed["optim_groups"], list)):
         raise UsageError(f"{path} is not a valid rlkit checkpoint (its counters, RNG or optimizer entries are "

@@ -14,8 +14,8 @@ environment, `sf_python=`, see `rlkit.sample_factory`), one process each, into o
     OUT/{algo}__{seed}/   the runs (open them together: tensorboard --logdir OUT)
     OUT/curves.png        mean return and 95% bootstrap band against agent steps and wall-clock
     OUT/elo.png           self-play runs only: each run's latest snapshot's Elo against agent steps
-    OUT/results.md        date, commit and machine; per algorithm: final return +- CI, IQM, steps to
-                          threshold, speed, memory
+    OUT/results.md        where the runs were made (date, commit, machine); per algorithm: final
+                          return +- CI, IQM, steps to threshold, speed, memory
     OUT/results.csv       the same numbers, unrounded; OUT/episodes.csv every episode of every run
 
 Running the same command again skips finished runs and goes on with interrupted ones."""
@@ -38,7 +38,6 @@ from rlkit.config import SEED, RunError, UsageError, cli, command_options, load_
 from rlkit.cores import CORES
 from rlkit.peers import PEERS
 from rlkit.plots import plot, plot_elo
-from rlkit.provenance import stamp
 from rlkit.stored import run_config
 
 OPTIONS = {"algos": ["ppo", "reinforce"], "seeds": None, "runs": [], "out": None, "threshold": None, "window": 100,
@@ -169,8 +168,7 @@ def label(config) -> str:
 def tabulate(groups: dict[str, list[dict]], threshold, window: int) -> list[dict]:
     rows = []
     for algo, runs in groups.items():
-        # A peer that logs only means of its last episodes (Sample Factory) has each point a mean already.
-        spans = [1 if run["summary"].get("episode_means") else window for run in runs]
+        spans = [stats.window_of(run["summary"].get("episode_means"), window) for run in runs]
         finals = [np.mean([r for _, r, _ in run["episodes"][-w:]]) for run, w in zip(runs, spans) if run["episodes"]]
         mean, lo, hi = stats.bootstrap_ci(finals)
         hits = [stats.crossing(run["episodes"], threshold, w) for run, w in zip(runs, spans)]
@@ -235,7 +233,9 @@ def report(out: Path, groups: dict[str, list[dict]], opts) -> str:
     (out / "elo.png").unlink(missing_ok=True)  # not one left from other runs in a reused folder
     if elo:
         plot_elo(groups, out / "elo.png", ", ".join(env))
-    (out / "results.md").write_text(f"# {', '.join(env)}\n\n{stamp()}\n\n![curves](curves.png)\n\n"
+    made = sorted({m[:300] if isinstance(m := run["summary"].get("made"), str) and m.isprintable() else
+                   "not recorded" for runs in groups.values() for run in runs})  # a run folder's word, as text
+    (out / "results.md").write_text(f"# {', '.join(env)}\n\nRuns made: {'; '.join(made)}\n\n![curves](curves.png)\n\n"
                                     + ("![elo](elo.png)\n\n" if elo else "") + table)
     return table
 

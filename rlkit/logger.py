@@ -77,8 +77,12 @@ def peak_rss_mib() -> float:
 
 def write_summary(run_dir, **numbers) -> None:
     """`summary.json` in the run folder, written when a run (or a resumed part of it) ends:
-    what `rlkit.compare` tabulates. `seconds` counts this process only."""
+    what `rlkit.compare` tabulates. `seconds` counts this process only; `made`: the date, commit and
+    machine it ran on."""
+    from rlkit.provenance import stamp
+
     numbers["peak_rss_mib"] = round(peak_rss_mib(), 1)
+    numbers["made"] = stamp()
     clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in numbers.items()}  # NaN -> null
     Path(run_dir, "summary.json").write_text(json.dumps(clean, indent=1) + "\n")
 

@@ -19,9 +19,8 @@ def plot(groups, path: Path, title: str, smooth: int) -> None:
         for ax, axis, label in ((axes[0], 0, "agent steps"), (axes[1], 2, "wall-clock seconds")):
             end = max((run["episodes"][-1][axis] for run in runs if run["episodes"]), default=1)
             grid = np.linspace(0, end, 200)
-            # A peer that logs means of its last episodes (Sample Factory) is drawn as it logged them.
-            curves = [stats.curve(run["episodes"], grid, 1 if run["summary"].get("episode_means") else smooth, axis)
-                      for run in runs]
+            curves = [stats.curve(run["episodes"], grid, stats.window_of(run["summary"].get("episode_means"), smooth),
+                                  axis) for run in runs]  # a peer's logged means are drawn as they are
             mean, lo, hi = stats.band(np.stack(curves))
             line, = ax.plot(grid, mean, label=f"{algo} ({len(runs)} runs)")
             ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)

@@ -68,6 +68,9 @@ def resume_config(run: str, overrides: list[str]):
     if cfg.total_steps <= ckpt["counters"]["step"]:
         raise UsageError(f"{run} has already run {ckpt['counters']['step']} of total_steps={cfg.total_steps}; "
                          f"give a larger total_steps to go on")
+    if cfg.minutes and ckpt["counters"].get("seconds", 0) >= 60 * cfg.minutes:
+        raise UsageError(f"{run} has trained for {ckpt['counters']['seconds'] / 60:.1f} minutes of its budget, "
+                         f"minutes={cfg.minutes:g}; give a larger minutes (or minutes=0: no budget) to go on")
     return cfg, ckpt
 
 

@@ -59,25 +59,25 @@ def command(python: str, cfg, opts, train_dir: Path) -> list[str]:
             f"--env_frameskip={cfg.env.frame_skip}"]
 
 
-def check(cfg, python: str) -> None:
-    """Sample Factory can train `cfg`'s game with `python`: asked before any run starts."""
+def check(cfg, python: str, option: str = "sf_python") -> None:
+    """Sample Factory can train `cfg`'s game with `python` (given as `option=`): asked before any run starts."""
     if cfg.env.name not in SCENARIOS:
         raise UsageError(f"Sample Factory has no copy of {cfg.env.name}; choose from: {', '.join(SCENARIOS)}")
-    check_python(str(Path(python).expanduser()) if python else "")
+    check_python(str(Path(python).expanduser()) if python else "", option)
 
 
-def check_python(python: str) -> None:
-    """`python=` is an interpreter that has Sample Factory."""
+def check_python(python: str, option: str = "python") -> None:
+    """`option=` is an interpreter that has Sample Factory."""
     if not python:
-        raise UsageError("give python=PATH: the interpreter of Sample Factory's own virtual environment "
+        raise UsageError(f"give {option}=PATH: the interpreter of Sample Factory's own virtual environment "
                          "(see python -m rlkit.sample_factory --help)")
     try:
         found = subprocess.run([python, "-c", "import sf_examples.vizdoom.train_vizdoom"], capture_output=True,
                                text=True, timeout=120)
     except OSError as e:
-        raise UsageError(f"python={python} cannot be run: {e.strerror}") from None
+        raise UsageError(f"{option}={python} cannot be run: {e.strerror}") from None
     if found.returncode != 0:
-        raise UsageError(f"python={python} has no Sample Factory with its ViZDoom examples; install it there: "
+        raise UsageError(f"{option}={python} has no Sample Factory with its ViZDoom examples; install it there: "
                          f"pip install 'sample-factory[vizdoom]==2.1.1'")
 
 
@@ -103,7 +103,7 @@ def convert(train_dir: Path, run_dir: Path, factor: float, frame_skip: int, star
 def main(argv: list[str]) -> Path:
     opts, rest = command_options(argv, OPTIONS, ranges=RANGES, passthrough=True)
     cfg = load_config(rest)
-    check(cfg, opts["python"])
+    check(cfg, opts["python"], "python")
     run_dir = default_run_dir(cfg, "sample_factory")
     train_dir = run_dir / "sample_factory"
     cmd = command(str(Path(opts["python"]).expanduser()), cfg, opts, train_dir)

@@ -21,6 +21,12 @@ def crossing(episodes, threshold, window):
     return step, t
 
 
+def window_of(means, window: int) -> int:
+    """The logged returns a mean over `window` episodes takes: 1 where each is already a mean of
+    `means` episodes (a peer that logs only such means: Sample Factory), else `window`."""
+    return 1 if means else window
+
+
 def iqm(values) -> float:
     """Interquartile mean: the mean of the middle half (a quarter trimmed from each end)."""
     x = np.sort(np.asarray(values, dtype=float).ravel())

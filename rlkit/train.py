@@ -120,8 +120,8 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
-    step, start_update = (resume_from["counters"]["step"], resume_from["counters"].get("update", 0)) if resume_from \
-        else (0, 0)
+    counters = resume_from["counters"] if resume_from else {}
+    step, start_update, trained = counters.get("step", 0), counters.get("update", 0), counters.get("seconds", 0)
     algo = ALGOS[cfg.algo.name]
     check_choices(cfg, algo)
     # Resumed runs start fresh episodes; seeding by step keeps them off the first run's stream.
@@ -143,7 +143,7 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
         raise
     try:
         return _train(cfg, algo, run_dir, collector, policy, optimizer, pool, symmetries, device, step,
-                      start_update, fresh=not resume_from)
+                      start_update, trained, fresh=not resume_from)
     except BaseException:
         if not resume_from and not checkpoint.candidates(run_dir):
             discard(run_dir, before)
@@ -151,7 +151,9 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
 
 
 def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetries, device, step: int,
-           start_update: int, fresh: bool) -> tuple[Path, bool]:
+           start_update: int, trained: int, fresh: bool) -> tuple[Path, bool]:
+    """The loop; `trained`: the seconds the run trained before this process (its `minutes=` budget
+    is the whole run's, over any number of resumes)."""
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     if cfg.amp:
         policy.amp_dtype = torch.bfloat16
@@ -159,9 +161,10 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
     spaces = spaces_of(collector.observation_space, collector.action_space)
     logger = Logger(run_dir, cfg, start_step=step, progress=cfg.progress)
     def save(name: str, update: int) -> None:
+        seconds = trained + math.ceil(time.monotonic() - begun)
         checkpoint.save(run_dir / "checkpoints" / name, policy, optimizer, cfg, spaces,
-                        {"step": step, "update": update}, pool.state() if pool is not None else None,
-                        collector.state())
+                        {"step": step, "update": update, "seconds": seconds},
+                        pool.state() if pool is not None else None, collector.state())
 
     batch_steps = cfg.algo.num_steps * collector.num_envs
     # Counted from the steps left: a resumed run may collect wider or narrower batches (runner.workers).
@@ -171,7 +174,8 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
     # Board games are watched in the terminal (rlkit.play), not as TensorBoard videos.
     evaluation = video.EvalVideo(policy, cfg, device) if cfg.video_every and cfg.env.family != "board" else None
     last_ckpt, last_video, stop = step, step, StopRequest()
-    deadline = time.monotonic() + 60 * cfg.minutes if cfg.minutes else math.inf
+    begun = time.monotonic()
+    deadline = begun + 60 * cfg.minutes - trained if cfg.minutes else math.inf
     if pool is not None and fresh:
         logger.scalars(step, pool.maybe_snapshot(policy, step))  # the first snapshot: the untrained policy
     try:
@@ -184,6 +188,9 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
             if collector.restarts > restarts:
                 logger.note(f"envs or Ray workers failed and were restarted ({collector.restarts} so far)")
             step += batch_steps
+            if update < num_updates and time.monotonic() >= deadline:  # the budget: this update is the last
+                logger.note(f"the {cfg.minutes:g}-minute budget ends training at step {step} of {cfg.total_steps}")
+                num_updates = update
             if symmetries is not None:
                 batch = symmetries.augment(net, batch)
             stats = algo.update(net, optimizer, batch, cfg.algo)
@@ -205,14 +212,12 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
                     + (" compile=true" if cfg.compile else "")  # what a checkpoint cannot turn on
                 print(f"stopped at step {step}; continue with:\n  python -m rlkit.train resume={run_dir}{again}")
                 return run_dir, True
-            if time.monotonic() >= deadline and update < num_updates:
-                logger.note(f"the {cfg.minutes:g}-minute budget ended training at step {step} of {cfg.total_steps}")
-                num_updates = update
-                break
             if cfg.checkpoint_every and step - last_ckpt >= cfg.checkpoint_every and update < num_updates:
                 save(f"step_{step}.safetensors", update)
                 checkpoint.prune(run_dir, cfg.keep_checkpoints)
                 last_ckpt = step
+            if update == num_updates:  # the budget may have made this update the last
+                break
         save("final.safetensors", num_updates)
     finally:
         stop.restore()

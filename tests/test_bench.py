@@ -18,7 +18,8 @@ def test_bench_options_are_split_from_training_overrides():
     assert (opts["threshold"], opts["window"], opts["append"], opts["peer"]) == (80.0, 50, True, "sb3")
     assert rest == ["env=doom", "seed=3"]
     for bad, message in (("threshold=abc", "threshold must be a number"), ("append=maybe", "true/false"),
-                         ("peer=cleanrl", "peer must be one of: sb3, sample_factory, none")):
+                         ("peer=cleanrl", "peer must be one of: sb3, sample_factory, none"),
+                         ("sf_python=/sf/bin/python", "sf_python= goes with peer=sample_factory; the peer is sb3")):
         with pytest.raises(UsageError, match=message):
             split_args([bad])
 

@@ -1,7 +1,6 @@
 import csv
 import os
 import re
-import subprocess
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from rlkit import stats
 from rlkit.compare import command
 from rlkit.compare import main as compare
 from rlkit.config import UsageError
+from rlkit.provenance import commit
 
 TINY = ["env=cartpole", "num_envs=4", "algo.num_steps=32", "total_steps=512"]
 
@@ -54,9 +54,9 @@ def test_compare_writes_plot_table_and_csv_that_agree(comparison):
     table = [line for line in (out / "results.md").read_text().splitlines() if line.startswith("| ppo")
              or line.startswith("| sb3_a2c")]
     assert [r["algo"] for r in rows] == ["ppo", "sb3_a2c"] and len(table) == 2
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    assert f"commit {sha}" in (out / "results.md").read_text() and f"{os.cpu_count()} cores" in (
-        out / "results.md").read_text()  # where and on what the numbers were taken
+    made = re.search(r"Runs made: (\d{4}-\d\d-\d\d), commit ([0-9a-f]{7,}(-dirty)?), (.+) cores",
+                     (out / "results.md").read_text())  # where and on what the numbers were taken
+    assert made and made[2] == commit() and made[4].endswith(f", {os.cpu_count()}")
     for row, line in zip(rows, table):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[0] == row["algo"] and cells[1] == row["runs"] == "2"

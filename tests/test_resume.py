@@ -83,9 +83,12 @@ def test_a_time_budget_ends_the_run_with_a_final_checkpoint_and_resume_goes_on(t
     run = main([*TOY, "total_steps=100000", "minutes=0.000001", f"run_dir={tmp_path / 'r'}"])  # 60 µs: one update
     final = checkpoint.load(run / "checkpoints" / "final.safetensors")
     assert final["counters"]["step"] == 64 and final["counters"]["update"] == 1
-    assert "-minute budget ended training at step 64 of 100000" in capsys.readouterr().err
+    assert "-minute budget ends training at step 64 of 100000" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="has trained for 0.0 minutes of its budget, minutes=1e-06; give a larger"):
+        main([f"resume={run}"])  # the budget is the whole run's, not each resume's
     main([f"resume={run}", "minutes=0", "total_steps=256", "progress=false"])  # no budget: to total_steps
-    assert checkpoint.load(run / "checkpoints" / "final.safetensors")["counters"]["step"] == 256
+    final = checkpoint.load(run / "checkpoints" / "final.safetensors")["counters"]
+    assert final["step"] == 256 and final["update"] == 4 and 0 <= final["seconds"] < 600
 
 
 def test_a_run_saved_before_a_config_key_existed_resumes_with_its_default(tmp_path, capsys):

@@ -103,7 +103,7 @@ def test_bad_sample_factory_input_is_one_line(tmp_path):
 def test_bench_runs_it_as_the_peer_and_takes_its_means_as_they_are(fake_sf, tmp_path, capsys):
     from rlkit.bench import main as bench
 
-    with pytest.raises(UsageError, match="give python=PATH"):
+    with pytest.raises(UsageError, match="give sf_python=PATH"):
         bench(["env=doom", "peer=sample_factory"])
     results = bench(["env=doom", "total_steps=256", "num_envs=2", "raw_steps=32", "threshold=50",
                      "peer=sample_factory", f"sf_python={fake_sf}", f"runs_root={tmp_path}"])

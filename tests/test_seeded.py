@@ -5,14 +5,13 @@ collector seams of issue 22). A change that alters learning on purpose re-record
 in its commit: `python -m tests.test_seeded`."""
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from rlkit import checkpoint
+from rlkit import checkpoint, provenance
 from rlkit.train import main
 
 RUNS = {
@@ -62,7 +61,7 @@ def test_a_seeded_run_gives_the_recorded_numbers(name, tmp_path):
 if __name__ == "__main__":
     import tempfile
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = provenance.commit()
     with tempfile.TemporaryDirectory() as tmp:
         found = {name: record(name, Path(tmp)) for name in sorted(RUNS)}
     RECORDED.write_text(json.dumps({"commit": commit, "torch": torch.__version__, "runs": found}) + "\n")
