@@ -23,16 +23,23 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """The checkout's short commit, `-dirty` when tracked files differ from it; `unknown` outside git."""
+    """rlkit's checkout's short commit, `-dirty` when its code, configs or game files differ from it
+    (new files included); `unknown` where rlkit is not a git checkout of its own (installed into
+    another project, or no git on this machine)."""
+    root = Path(__file__).resolve().parents[1]
+
     def git(*args):
         try:
-            return subprocess.run(["git", *args], capture_output=True, text=True,
-                                  cwd=Path(__file__).resolve().parent).stdout.strip()
-        except OSError:  # no git on this machine
+            return subprocess.run(["git", *args], capture_output=True, text=True, cwd=root).stdout.strip()
+        except OSError:
             return ""
 
+    top = git("rev-parse", "--show-toplevel")
+    if not top or Path(top).resolve() != root:
+        return "unknown"
     sha = git("rev-parse", "--short", "HEAD") or "unknown"
-    return sha + ("-dirty" if sha != "unknown" and git("status", "--porcelain", "--untracked-files=no") else "")
+    changed = git("status", "--porcelain", "--", "rlkit", "configs", "envs", "pyproject.toml")
+    return sha + ("-dirty" if sha != "unknown" and changed else "")
 
 
 def stamp(sha: str | None = None) -> str:

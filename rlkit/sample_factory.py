@@ -25,6 +25,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -126,19 +127,31 @@ def main(argv: list[str]) -> Path:
     return run_dir
 
 
-def run(cmd: list[str]) -> int:
-    """Sample Factory in a process group of its own: stopping it (Ctrl-C, an error here) stops its
-    learner, inference and rollout processes and their ViZDoom games with it, none left running."""
+def run(cmd: list[str], grace: float = 10.0) -> int:
+    """Sample Factory in a process group of its own: stopping it (Ctrl-C, SIGTERM or SIGHUP to this
+    process, an error here) stops its learner, inference and rollout processes and their ViZDoom
+    games with it, none left running: SIGINT to the group, `grace` seconds, then SIGKILL."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may take signals
+    before = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)} if main_thread else {}
     proc = subprocess.Popen(cmd, start_new_session=True)
     try:
         return proc.wait()
     finally:
-        if proc.poll() is None or _group_alive(proc.pid):
-            for sig, wait in ((signal.SIGINT, 10), (signal.SIGKILL, 0)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, sig)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=wait or None)
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        for sig in (signal.SIGINT, signal.SIGKILL):
+            if not _group_alive(proc.pid):
+                break
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            end = time.monotonic() + grace
+            while time.monotonic() < end and _group_alive(proc.pid):
+                proc.poll()  # reaps the leader once it exits
+                time.sleep(0.1)
+        proc.poll()
 
 
 def _group_alive(group: int) -> bool:

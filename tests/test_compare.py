@@ -126,9 +126,12 @@ def test_an_algos_entry_may_add_a_memory_core(tmp_path):
             plan({**opts, "algos": [bad], "out": str(tmp_path / bad)}, ["env=cartpole_masked"])
 
 
-def test_peers_keep_the_wall_clock_budget_of_minutes():
+def test_every_learner_of_a_compare_keeps_the_wall_clock_budget_of_minutes(tmp_path):
     from rlkit import peers
     from rlkit.config import load_config
 
-    cfg = load_config(["env=cartpole", "num_envs=4", "total_steps=100000", "minutes=0.000001", "progress=false"])
-    assert peers.run(cfg, "sb3_a2c")["steps"] <= 4 * 32  # stopped within its first rollout, not at 100,000
+    for algo in ("ppo", "sb3_ppo", "sample_factory"):  # the budget reaches each learner's command
+        assert "minutes=30" in command(algo, 1, tmp_path / algo, ["env=doom", "minutes=30"],
+                                       {"sf_python": "/sf/bin/python", "sf_seconds": 10**9})
+    cfg = load_config(["env=cartpole", "num_envs=4", "total_steps=20000", "minutes=0.000001", "progress=false"])
+    assert peers.run(cfg, "sb3_a2c")["steps"] <= 4 * 32  # SB3 stopped within its first rollout, not at 20,000

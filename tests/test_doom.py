@@ -118,7 +118,8 @@ def test_game_variables_are_channels_beside_the_frame():
 
 
 @pytest.mark.parametrize("term, message", [("HEALTH", "must be VARIABLE:full"), ("HEALTH:0", "must be > 0"),
-                                           ("HP:1", "unknown doom game variable 'HP'")])
+                                           ("HP:1", "unknown doom game variable 'HP'"),
+                                           ("HEALTH:1e400", "with a finite number")])
 def test_bad_variables_are_a_one_line_error(term, message):
     with pytest.raises(UsageError, match=message):
         doom(f"env.variables=[{term}]")

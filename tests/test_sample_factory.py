@@ -114,3 +114,27 @@ def test_bench_runs_it_as_the_peer_and_takes_its_means_as_they_are(fake_sf, tmp_
     row = next(line for line in report.splitlines() if line.startswith("| Sample Factory |")).split(" | ")
     assert row[1] == "256" and row[5] == "192" and row[7] == "80.0"
     assert "steps/s, rlkit ppo / Sample Factory: **" in report
+
+
+def test_a_terminated_wrapper_stops_sample_factory_with_it(tmp_path):
+    """SIGTERM (a CI cancel, `timeout`, a closed terminal) to rlkit's wrapper reaches Sample Factory's
+    own session too, which no terminal signal reaches."""
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "sf.pid"
+    sf = f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(600)"
+    wrapper = subprocess.Popen([sys.executable, "-c", "import sys; from rlkit.sample_factory import run; "
+                                f"sys.exit(run([sys.executable, '-c', {sf!r}], grace=5))"])
+    end = time.monotonic() + 60
+    while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < end:
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    assert running(child)
+    wrapper.send_signal(signal.SIGTERM)
+    wrapper.wait(timeout=30)
+    end = time.monotonic() + 10
+    while running(child) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not running(child)

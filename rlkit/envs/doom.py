@@ -4,6 +4,7 @@ one constant channel per game variable of `env.variables`."""
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 from pathlib import Path
@@ -125,8 +126,8 @@ def _variable_terms(key: str, terms, form: str) -> list[tuple[str, float]]:
     pairs = []
     for term in terms or ():
         match = SHAPING.fullmatch(str(term))
-        if not match:
-            raise UsageError(f"{key} term {str(term)[:40]!r} must be {form}")
+        if not match or not math.isfinite(float(match.group(2))):  # 1e400 reads as infinity
+            raise UsageError(f"{key} term {str(term)[:40]!r} must be {form}, with a finite number")
         pairs.append((match.group(1), float(match.group(2))))
     check_names("GameVariable", [name for name, _ in pairs])
     return pairs
