@@ -49,13 +49,12 @@ TAG = "policy_stats/avg_true_objective"
 
 
 def command(python: str, cfg, opts, train_dir: Path) -> list[str]:
-    """Sample Factory's own training command for `cfg`'s scenario; its wall-clock budget is
-    `seconds` or the run's `minutes=`, whichever is shorter."""
-    seconds = min(opts["seconds"], max(1, round(60 * cfg.minutes))) if cfg.minutes else opts["seconds"]
+    """Sample Factory's own training command for `cfg`'s scenario. Its wall-clock budget is kept
+    by `run`: 2.1.1's --train_for_seconds never fires (the time it compares is never counted)."""
     return [python, "-m", "sf_examples.vizdoom.train_vizdoom", f"--env={SCENARIOS[cfg.env.name][0]}",
             "--experiment=sf", f"--train_dir={train_dir}",
             f"--train_for_env_steps={cfg.total_steps * cfg.env.frame_skip}",
-            f"--train_for_seconds={seconds}", f"--num_workers={opts['workers']}",
+            f"--num_workers={opts['workers']}",
             f"--num_envs_per_worker={opts['envs_per_worker']}", "--device=cpu", f"--seed={cfg.seed}",
             f"--env_frameskip={cfg.env.frame_skip}"]
 
@@ -113,9 +112,9 @@ def main(argv: list[str]) -> Path:
                    run_dir / "config.yaml")
     print(" ".join(cmd), flush=True)
     started = time.time()
-    code = run(cmd)
+    code, timed_out = run(cmd, budget(cfg, opts))
     seconds = time.time() - started
-    if code != 0:
+    if code != 0 and not timed_out:  # stopped for its budget, it exits as interrupted, its checkpoint saved
         raise UsageError(f"Sample Factory exited with {code}; its log is above, its files in {train_dir}")
     rows = convert(train_dir, run_dir, SCENARIOS[cfg.env.name][1], cfg.env.frame_skip, started)
     frames = _frames(train_dir)
@@ -127,10 +126,17 @@ def main(argv: list[str]) -> Path:
     return run_dir
 
 
-def run(cmd: list[str], grace: float = 10.0) -> int:
-    """Sample Factory in a process group of its own: stopping it (Ctrl-C, SIGTERM or SIGHUP to this
-    process, an error here) stops its learner, inference and rollout processes and their ViZDoom
-    games with it, none left running: SIGINT to the group, `grace` seconds, then SIGKILL."""
+def budget(cfg, opts) -> float:
+    """Sample Factory's wall-clock seconds: `seconds=` or the run's `minutes=`, whichever is shorter."""
+    return min(opts["seconds"], 60 * cfg.minutes) if cfg.minutes else opts["seconds"]
+
+
+def run(cmd: list[str], seconds: float = 10**9, grace: float = 60.0) -> tuple[int, bool]:
+    """Sample Factory in a process group of its own, for at most `seconds`; returns its exit code
+    and whether the budget stopped it. At the budget, as when it is stopped (Ctrl-C, SIGTERM or
+    SIGHUP to this process, an error here), its whole group gets SIGINT (it saves a checkpoint and
+    stops its learner, inference and rollout processes and their ViZDoom games), `grace` seconds,
+    then SIGKILL: none is left running."""
     def stop(signum, frame):
         raise KeyboardInterrupt
 
@@ -138,7 +144,10 @@ def run(cmd: list[str], grace: float = 10.0) -> int:
     before = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)} if main_thread else {}
     proc = subprocess.Popen(cmd, start_new_session=True)
     try:
-        return proc.wait()
+        return proc.wait(timeout=seconds), False
+    except subprocess.TimeoutExpired:
+        print(f"the {seconds:g}-second budget is over: stopping Sample Factory", flush=True)
+        return -1, True  # the group is stopped below
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)

@@ -57,11 +57,23 @@ def test_sample_factory_gets_the_scenario_seed_frames_and_budget():
     cfg = load_config(["env=defend_the_center", "total_steps=5000", "seed=7"])
     cmd = sample_factory.command("py", cfg, {"seconds": 60, "workers": 2, "envs_per_worker": 4}, "/d")
     assert cmd[:3] == ["py", "-m", "sf_examples.vizdoom.train_vizdoom"]
-    assert {"--env=doom_defend_the_center", "--train_for_env_steps=20000", "--train_for_seconds=60", "--seed=7",
+    assert {"--env=doom_defend_the_center", "--train_for_env_steps=20000", "--seed=7",
             "--num_workers=2", "--num_envs_per_worker=4", "--device=cpu", "--env_frameskip=4"} <= set(cmd)
-    budget = load_config(["env=defend_the_center", "minutes=0.5"])  # rlkit's budget, when it is the shorter
-    assert "--train_for_seconds=30" in sample_factory.command("py", budget, {"seconds": 60, "workers": 1,
-                                                                             "envs_per_worker": 1}, "/d")
+    assert not [a for a in cmd if a.startswith("--train_for_seconds")]  # never fires in 2.1.1: run() keeps it
+    assert sample_factory.budget(cfg, {"seconds": 60}) == 60
+    assert sample_factory.budget(load_config(["env=doom", "minutes=0.5"]), {"seconds": 60}) == 30  # the shorter
+
+
+def test_the_budget_stops_sample_factory_and_its_games(tmp_path):
+    import time
+
+    pid_file = tmp_path / "sf.pid"
+    sf = f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(600)"
+    begun = time.monotonic()
+    code, timed_out = sample_factory.run([sys.executable, "-c", sf], seconds=3, grace=5)
+    assert timed_out and 3 <= time.monotonic() - begun < 30
+    assert not running(int(pid_file.read_text()))
+    assert sample_factory.run([sys.executable, "-c", "pass"], seconds=60) == (0, False)
 
 
 def test_its_logs_become_an_rlkit_run_in_the_scenarios_own_score(fake_sf, tmp_path):
