@@ -14,7 +14,7 @@ import signal
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
-from rlkit.envs import atari, board, classic, doom, selfplay
+from rlkit.envs import atari, board, classic, doom, doom_checks, selfplay
 from rlkit.errors import UsageError
 
 FAMILIES = {"doom": doom.make, "atari": atari.make, "classic": classic.make, "board": board.make_game}
@@ -31,11 +31,11 @@ def check_game(env_cfg) -> None:
     elif env_cfg.family == "atari":
         atari.check_game(env_cfg.game)
     elif env_cfg.family == "doom":
-        doom.check_scenario_name(env_cfg.scenario)
-        doom.check_resolution(env_cfg.resolution)
-        doom.check_names("Button", env_cfg.get("buttons"))
-        doom.parse_shaping(env_cfg.get("shaping"))
-        doom.parse_variables(env_cfg.get("variables"))
+        doom_checks.check_scenario_name(env_cfg.scenario)
+        doom_checks.check_resolution(env_cfg.resolution)
+        doom_checks.check_names("Button", env_cfg.get("buttons"))
+        doom_checks.parse_shaping(env_cfg.get("shaping"))
+        doom_checks.parse_variables(env_cfg.get("variables"))
     elif env_cfg.game not in board.GAMES:
         raise UsageError(f"unknown board game {env_cfg.game[:40]!r}; choose from: {', '.join(board.GAMES)}")
 
