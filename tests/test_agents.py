@@ -10,12 +10,15 @@ from rlkit.watch import main as watch
 
 # The least mean return over sampled episodes (board games: greedy games against `random`,
 # +1 a win, -1 a loss) for each shipped agent, well below its card's score (ViZDoom Basic: 80,
-# where uniformly random actions score about -120; connect-four (AlphaZero-style) and connect-four-ppo:
+# where uniformly random actions score about -120; doom-defend-the-center: 6.0, random 0.5;
+# connect-four (AlphaZero-style) and connect-four-ppo:
 # 199 and 200 of 200 won against random, greedy;
 # pong: 18.2, where random play scores about -20; 5 games of Pong take about 25 s; go: 194 and 195
 # of 200 won against random).
-FLOOR = {"doom-basic": 50.0, "connect-four": 0.6, "connect-four-ppo": 0.6, "pong": 10.0, "go": 0.6}
-WATCH = {"doom-basic": ["episodes=10", "record=none"], "connect-four": ["episodes=10", "opponent=random"],
+FLOOR = {"doom-basic": 50.0, "doom-defend-the-center": 3.0, "connect-four": 0.6, "connect-four-ppo": 0.6,
+         "pong": 10.0, "go": 0.6}
+WATCH = {"doom-basic": ["episodes=10", "record=none"], "doom-defend-the-center": ["episodes=10", "record=none"],
+         "connect-four": ["episodes=10", "opponent=random"],
          "connect-four-ppo": ["episodes=10", "opponent=random"],
          "pong": ["episodes=5", "record=none"], "go": ["episodes=10", "opponent=random"]}
 
