@@ -87,14 +87,24 @@ class _ConvEncoder(nn.Module):
         return self.layout(obs).to(dtype).div_(255.0)
 
 
-class NatureCNN(_ConvEncoder):
-    """Mnih et al. (2015): three convolutions and a fully connected layer."""
+def _conv_stack(c: int, widths, kernels) -> nn.Sequential:
+    """Convolutions of `widths` channels, each (kernel, stride, padding) from `kernels`, with ReLUs."""
+    ins = [c, *widths[:-1]]
+    return nn.Sequential(*[m for a, b, (k, stride, pad) in zip(ins, widths, kernels)
+                           for m in (layer_init(nn.Conv2d(a, b, k, stride=stride, padding=pad)), nn.ReLU())])
 
-    def __init__(self, shape, hidden=512):
-        super().__init__(shape, nn.Sequential(
-            layer_init(nn.Conv2d(_channels(shape), 32, 8, stride=4)), nn.ReLU(),
-            layer_init(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
-            layer_init(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU()), hidden)
+
+NATURE = ((8, 4, 0), (4, 2, 0), (3, 1, 0))  # the Nature CNN's kernels and strides, layer by layer
+
+
+class NatureCNN(_ConvEncoder):
+    """Mnih et al. (2015): three convolutions (32, 64, 64 channels) and a fully connected layer;
+    `channels` gives other widths, or fewer layers (a pruned or distilled network, rlkit.shrink)."""
+
+    def __init__(self, shape, hidden=512, channels=(32, 64, 64)):
+        if not 1 <= len(channels) <= len(NATURE):
+            raise ValueError(f"the Nature CNN takes 1 to {len(NATURE)} convolution widths, got {len(channels)}")
+        super().__init__(shape, _conv_stack(_channels(shape), channels, NATURE), hidden)
 
 
 class _Residual(nn.Module):
@@ -119,16 +129,14 @@ class ImpalaCNN(_ConvEncoder):
 
 
 class BoardCNN(nn.Module):
-    """Board planes [B, H, W, C]: three 3x3 convolutions (padding keeps H x W), one dense layer."""
+    """Board planes [B, H, W, C]: 3x3 convolutions (three of 64 channels unless `channels` says
+    otherwise; padding keeps H x W), one dense layer."""
 
-    def __init__(self, shape, hidden=256, channels=64):
+    def __init__(self, shape, hidden=256, channels=(64, 64, 64)):
         super().__init__()
         h, w, c = shape
-        self.convs = nn.Sequential(
-            layer_init(nn.Conv2d(c, channels, 3, padding=1)), nn.ReLU(),
-            layer_init(nn.Conv2d(channels, channels, 3, padding=1)), nn.ReLU(),
-            layer_init(nn.Conv2d(channels, channels, 3, padding=1)), nn.ReLU(), nn.Flatten())
-        self.fc = nn.Sequential(layer_init(nn.Linear(channels * h * w, hidden)), nn.ReLU())
+        self.convs = nn.Sequential(*_conv_stack(c, channels, [(3, 1, 1)] * len(channels)), nn.Flatten())
+        self.fc = nn.Sequential(layer_init(nn.Linear(channels[-1] * h * w, hidden)), nn.ReLU())
         self.out_dim = hidden
 
     def forward(self, obs):
@@ -268,14 +276,15 @@ def make_encoder(model_cfg, shape, board: bool = False) -> nn.Module:
         raise ValueError("a board needs observations [H, W, planes]")
     if m.name == "transformer":
         return Transformer(shape, m.patch, m.dim, m.layers, m.heads, m.dropout, cells=board)
+    widths = {"channels": tuple(m.channels)} if m.name == "cnn" and m.get("channels") else {}
     if board and m.name in ("cnn", "impala"):
-        return BoardCNN(shape, m.hidden)
+        return BoardCNN(shape, m.hidden, **widths)
     if not is_image(shape):  # CNNs on vector observations fall back to an MLP of their width
         return MLP(shape, m.hidden, m.get("layers", 2))
     if m.name == "impala":
         return ImpalaCNN(shape, tuple(m.channels), m.hidden)
     if m.name == "cnn":
-        return NatureCNN(shape, m.hidden)
+        return NatureCNN(shape, m.hidden, **widths)
     return MLP(shape, m.hidden, m.layers)
 
 

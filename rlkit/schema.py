@@ -152,7 +152,9 @@ SCHEMA: dict[str, Key] = {
     "model.name": Key("cnn, impala, mlp or transformer (configs/model/)"),
     "model.hidden": positive(16384, "width of the dense layer after the encoder (cnn on vectors: the MLP's width)"),
     "model.layers": positive(64, "layers (mlp: dense layers; transformer: blocks)"),
-    "model.channels": Key("IMPALA's channels per stage", items=(int, 1, 8, (1, 1024))),
+    "model.channels": Key("convolution widths: IMPALA's per stage; cnn's per layer (null: Nature's 32, 64, 64 on "
+                          "frames, 64 per layer on boards; frames take 1 to 3 layers)", kind=list,
+                          items=(int, 1, 8, (1, 1024))),
     "model.patch": positive(256, "the Transformer's patch side in pixels"),
     "model.dim": positive(4096, "the Transformer's width"),
     "model.heads": positive(64, "attention heads (dim must be a multiple)"),
