@@ -149,9 +149,15 @@ def policy_for(weights: dict, model_cfg, observation_space, action_space, board:
 
 def load_agent(path, device: str = "cpu") -> Agent:
     """A run folder (its newest intact checkpoint; damaged newer ones are named on stderr), a
-    checkpoint file or an agent folder. The file is data: see rlkit.checkpoint."""
+    checkpoint file, an agent folder, or an exported ONNX agent (`*.onnx`, run by ONNX Runtime on
+    the CPU whatever `device` says). The file is data: see rlkit.checkpoint and rlkit.onnx_agent."""
     path = Path(path)
     dev = pick_device(str(device))
+    if path.suffix == ".onnx" and not path.is_dir():  # an exported agent (rlkit.onnx_agent): ONNX Runtime on the CPU
+        from rlkit.onnx_agent import load_onnx
+
+        policy, config, spaces = load_onnx(path)
+        return Agent(policy.eval(), config, "cpu", path, *rebuild_spaces(spaces))
     if path.is_dir():
         file, ckpt = checkpoint.load_latest(path, note=lambda line: print(f"note: {line}", file=sys.stderr))
     else:

@@ -114,8 +114,9 @@ def check_finite(policy, stats: dict, step: int, run_dir: Path) -> None:
                        f"(try a lower algo.lr or algo.max_grad_norm)")
 
 
-def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
-    """Run (or continue) training. Returns (run folder, whether it was stopped early)."""
+def train(cfg, resume_from: dict | None = None, weights: dict | None = None) -> tuple[Path, bool]:
+    """Run (or continue) training; a new run may start from `weights` (a state dict that fits
+    `cfg.model`, e.g. a pruned network to fine-tune). Returns (run folder, whether it was stopped early)."""
     device = pick_device(cfg.device)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
@@ -133,6 +134,9 @@ def train(cfg, resume_from: dict | None = None) -> tuple[Path, bool]:
         if resume_from:  # before the network is built: a file's config cannot ask for more than its weights
             check_fits(resume_from["model"], cfg.model, *spaces, board, cfg.resume)
         policy = make_policy(cfg.model, *spaces, board=board).to(device)
+        if weights is not None and not resume_from:
+            check_fits(weights, cfg.model, *spaces, board, "the starting weights")
+            policy.load_state_dict(weights)
         optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.algo.lr, eps=1e-5)
         if resume_from:
             restore(resume_from, policy, optimizer, pool, collector, cfg.resume)
