@@ -12,7 +12,8 @@
 - `int8`: that graph with int8 weights and activations (ONNX Runtime's static quantization,
   calibrated on the agent's own observations);
 - `pruned`: `keep` of every convolution's channels and dense units kept (a smaller dense network),
-  then trained `finetune_steps` more with the agent's own algorithm and settings;
+  then trained `finetune_steps` more with the agent's own algorithm and settings (`finetune=rl`),
+  or taught the unpruned agent's outputs as `distilled` is (`finetune=distill`: `samples`, `epochs`);
 - `distilled`: a student network (`channels`: widths, their number its depth; `hidden`; by default
   half the teacher's) taught the agent's action distributions over `samples` observations of its
   own games, for `epochs` passes;
@@ -37,9 +38,10 @@ from rlkit.shrink import distill, encoder_of, games, parameters, prune, student_
 from rlkit.watch import resolve
 
 FORMATS = ("onnx", "int8", "pruned", "distilled", "all")
+FINETUNE = ("rl", "distill")
 DEFAULTS = {"agent": "", "to": "", "out": "", "keep": 0.5, "finetune_steps": 50_000, "channels": [], "hidden": 0,
             "samples": 20_000, "epochs": 10, "seed": 0, "measure": False, "episodes": 100, "games": 200,
-            "threads": 1, "deterministic": False, "progress": True}
+            "threads": 1, "deterministic": False, "progress": True, "finetune": "rl"}
 RANGES = {"keep": (0.01, 1.0), "finetune_steps": (0, 10**9), "hidden": (0, 16384), "samples": (64, 10**7),
           "epochs": (1, 10**4), "seed": (0, 2**31 - 1), "episodes": (1, 10**5), "games": (2, 10**5),
           "threads": (1, 256)}
@@ -93,10 +95,18 @@ def export_onnx(agent, spaces, obs, masks, out: Path) -> dict:
     return check
 
 
-def export_pruned(agent, spaces, opts, out: Path, argv, source: str) -> dict:
+def export_pruned(agent, spaces, opts, obs, masks, out: Path, argv, source: str) -> dict:
     small, small_cfg = prune(agent.policy, agent.cfg, opts["keep"], (agent.observation_space, agent.action_space))
     lines = [f"structured pruning: keep={opts['keep']:g} of each layer's channels and units, "
              f"{parameters(agent.policy):,} -> {parameters(small):,} parameters"]
+    if opts["finetune"] == "distill":  # taught the unpruned agent's outputs, as a student is
+        small, stats = distill(agent.policy, small_cfg, (agent.observation_space, agent.action_space), obs, masks,
+                               opts["epochs"], seed=opts["seed"], progress=opts["progress"], student=small)
+        lines.append(f"fine-tuned by distillation from the unpruned agent: {len(obs):,} observations of its own games, "
+                     f"{opts['epochs']} epochs; held out: KL {stats['kl']:.4f}, greedy action agrees on "
+                     f"{stats['greedy_agree']:.1%}")
+        write_agent(out, small, small_cfg, spaces, card(f"{source}, pruned", source, argv, lines))
+        return {"parameters": parameters(small), **stats}
     if not opts["finetune_steps"]:
         write_agent(out, small, small_cfg, spaces, card(f"{source}, pruned", source, argv, lines + ["not fine-tuned"]))
         return {"parameters": parameters(small)}
@@ -140,7 +150,7 @@ def check_options(opts) -> None:
 
 
 def main(argv: list[str]) -> dict:
-    opts, _ = command_options(argv, DEFAULTS, ranges=RANGES)
+    opts, _ = command_options(argv, DEFAULTS, {"finetune": FINETUNE}, ranges=RANGES)
     check_options(opts)
     src = resolve(opts["agent"])
     if src.suffix == ".onnx":
@@ -156,7 +166,8 @@ def main(argv: list[str]) -> dict:
     if out.exists():
         raise UsageError(f"out={out} already exists; choose another path (nothing was changed)")
     spaces = spaces_of(agent.observation_space, agent.action_space)
-    obs, masks = games(agent, opts["samples"] if to in ("distilled", "all") else min(opts["samples"], 2048),
+    taught = to in ("distilled", "all") or opts["finetune"] == "distill"
+    obs, masks = games(agent, opts["samples"] if taught else min(opts["samples"], 2048),
                        opts["seed"], opts["progress"])
     made, folder = {}, out if to == "all" else None
     try:
@@ -170,7 +181,8 @@ def main(argv: list[str]) -> dict:
                 if to == "int8":
                     onnx_file.unlink()
         if to in ("pruned", "all"):
-            made["pruned"] = export_pruned(agent, spaces, opts, folder / "pruned" if folder else out, argv, name)
+            made["pruned"] = export_pruned(agent, spaces, opts, obs, masks, folder / "pruned" if folder else out,
+                                           argv, name)
         if to in ("distilled", "all"):
             made["distilled"] = export_distilled(agent, spaces, opts, obs, masks,
                                                  folder / "distilled" if folder else out, argv, name)

@@ -117,21 +117,26 @@ def student_config(teacher: ActorCritic, cfg, channels: list[int] | None, hidden
 
 
 def distill(teacher: nn.Module, student_cfg, spaces, obs: np.ndarray, masks: np.ndarray | None, epochs: int,
-            lr: float = 1e-3, batch: int = 128, seed: int = 0, progress: bool = True) -> tuple[ActorCritic, dict]:
+            lr: float = 1e-3, batch: int = 128, seed: int = 0, progress: bool = True,
+            student: ActorCritic | None = None) -> tuple[ActorCritic, dict]:
     """A student network (`student_cfg`) taught the teacher's action distributions (KL divergence
     from the teacher's) and values (squared error, in units of the teacher's value spread) on
-    `obs`; 1 in 10 observations are held out to report on. Returns the student and
-    {kl, greedy_agree, value_rmse} on the held-out ones."""
+    `obs`; 1 in 10 observations are held out to report on. `student`: a network to start from
+    (a pruned one) instead of a new one. Returns the student and {kl, greedy_agree, value_rmse}
+    on the held-out ones."""
     torch.manual_seed(seed)
-    student = make_policy(student_cfg.model, *spaces, board=student_cfg.env.family == "board")
+    fresh = student is None
+    if fresh:
+        student = make_policy(student_cfg.model, *spaces, board=student_cfg.env.family == "board")
     o, m = torch.as_tensor(obs), None if masks is None else torch.as_tensor(masks)
     with torch.inference_mode():
         out = [teacher(o[i:i + 1024], None if m is None else m[i:i + 1024]) for i in range(0, len(o), 1024)]
     target = log_policy(torch.cat([x[0] for x in out])).clone()
     values = torch.cat([x[1] for x in out]).clone()
     scale = values.std().clamp(min=1e-3)
-    with torch.no_grad():  # the student's values start at the teacher's mean, not 0: a large first
-        student.critic.bias.fill_(float(values.mean()))  # value error would swamp what the policy learns
+    if fresh:
+        with torch.no_grad():  # the student's values start at the teacher's mean, not 0
+            student.critic.bias.fill_(float(values.mean()))
     order = torch.randperm(len(o), generator=torch.Generator().manual_seed(seed))
     held, train = order[: len(o) // 10], order[len(o) // 10:]
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
