@@ -221,3 +221,15 @@ def test_export_refuses_what_it_cannot_export(doom, train):
 def test_a_missing_package_names_the_extra():
     with pytest.raises(UsageError, match=r"pip install -e '\.\[export\]'"):
         _need("onnx_that_is_not_installed")
+
+
+def test_pruned_network_taught_by_distillation(tmp_path, teacher):
+    agent, obs = teacher
+    export([f"agent={DOOM}", "to=pruned", "finetune=distill", "samples=1024", "epochs=20", "keep=0.5",
+            f"out={tmp_path / 'p'}", "progress=false"])
+    pruned = load_agent(tmp_path / "p")
+    assert list(pruned.cfg.model.channels) == [16, 32, 32] and not (tmp_path / "p" / "run").exists()
+    assert "fine-tuned by distillation" in (tmp_path / "p" / "README.md").read_text()
+    untaught, _ = prune(agent.policy, agent.cfg, 0.5, (agent.observation_space, agent.action_space))
+    taught = agreement(agent.policy, pruned.policy, obs, None)["greedy_agree"]
+    assert taught > 0.9 and taught > agreement(agent.policy, untaught, obs, None)["greedy_agree"]
