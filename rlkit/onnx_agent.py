@@ -120,10 +120,11 @@ def quantize(fp32: Path, obs: np.ndarray, masks: np.ndarray | None, path: Path) 
 def read_meta(model, path) -> dict:
     props = {p.key: p.value for p in model.metadata_props}
     try:
-        meta = json.loads(props["rlkit"])
-        assert isinstance(meta, dict) and meta.get("format") == FORMAT
-    except (KeyError, ValueError, AssertionError):
-        raise UsageError(f"{path} is not an rlkit ONNX agent (no {FORMAT!r} metadata)") from None
+        meta = json.loads(props.get("rlkit", "null"))
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise UsageError(f"{path} is not an rlkit ONNX agent (no {FORMAT!r} metadata)")
     return meta
 
 
@@ -176,12 +177,13 @@ def load_onnx(path: Path, threads: int = 0) -> tuple[OnnxPolicy, dict, dict]:
     if path.stat().st_size > MAX_BYTES:
         raise UsageError(f"{path} is larger than any agent rlkit exports ({MAX_BYTES >> 20} MiB)")
     data = path.read_bytes()
+    model = onnx.ModelProto()
     try:
-        model = onnx.ModelProto()
         model.ParseFromString(data)
-        assert model.graph.node
     except Exception:  # protobuf raises several types for damaged files
-        raise UsageError(f"{path} is not a valid ONNX file") from None
+        model = None
+    if model is None or not model.graph.node:
+        raise UsageError(f"{path} is not a valid ONNX file")
     if any(t.data_location == onnx.TensorProto.EXTERNAL or t.external_data for t in _tensors(model.graph)):
         raise UsageError(f"{path} points to data outside itself; an rlkit agent holds all of its weights")
     meta = read_meta(model, path)
