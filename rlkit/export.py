@@ -19,8 +19,10 @@
   own games, for `epochs` passes;
 - `all`: each of these into the folder `out`.
 ONNX files are agents (`rlkit.watch agent=doom.onnx`, `rlkit.load_agent`, `rlkit.play`,
-`rlkit.arena`); pruned and distilled ones are agent folders. `measure=true` (with to=all) scores
-and times every format and writes `results.md` beside them (rlkit.export_bench)."""
+`rlkit.arena`); pruned and distilled ones are agent folders. `measure=true` scores and times the
+agent as trained and what was made (with `to=int8`, the fp32 ONNX graph it came from as well)
+and writes the table beside them: `out/results.md` for `to=all`, else `OUT-results.md`
+(rlkit.export_bench)."""
 from __future__ import annotations
 
 import shutil
@@ -41,11 +43,12 @@ FORMATS = ("onnx", "int8", "pruned", "distilled", "all")
 FINETUNE = ("rl", "distill")
 DEFAULTS = {"agent": "", "to": "", "out": "", "keep": 0.5, "finetune_steps": 50_000, "channels": [], "hidden": 0,
             "samples": 20_000, "epochs": 10, "seed": 0, "measure": False, "episodes": 100, "games": 200,
-            "threads": 1, "deterministic": False, "progress": True, "finetune": "rl"}
+            "threads": 1, "deterministic": False, "progress": True, "finetune": "rl", "calls": 1000}
 RANGES = {"keep": (0.01, 1.0), "finetune_steps": (0, 10**9), "hidden": (0, 16384), "samples": (64, 10**7),
           "epochs": (1, 10**4), "seed": (0, 2**31 - 1), "episodes": (1, 10**5), "games": (2, 10**5),
-          "threads": (1, 256)}
+          "threads": (1, 256), "calls": (1, 10**6)}
 TOLERANCE = 1e-4  # ONNX against PyTorch: logits and values, relative to their size where that is over 1
+CALIBRATION = 2048  # observations int8 is calibrated on; as many again are held out to check it
 
 
 def name_of(path: Path) -> str:
@@ -143,8 +146,6 @@ def check_options(opts) -> None:
         raise UsageError(f"give to=FORMAT, one of: {', '.join(FORMATS)}")
     if opts["to"] in ("onnx", "int8") and opts["out"] and not opts["out"].endswith(".onnx"):
         raise UsageError(f"to={opts['to']} writes one ONNX file: out= must end in .onnx, got {opts['out']!r}")
-    if opts["measure"] and opts["to"] != "all":
-        raise UsageError("measure=true compares every format: use it with to=all")
     bad = [c for c in opts["channels"] if not (isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 1024)]
     if bad or len(opts["channels"]) > 8:
         raise UsageError(f"channels must be a list of up to 8 widths from 1 to 1024, got {opts['channels']!r}")
@@ -168,19 +169,19 @@ def main(argv: list[str]) -> dict:
         raise UsageError(f"out={out} already exists; choose another path (nothing was changed)")
     spaces = spaces_of(agent.observation_space, agent.action_space)
     taught = to in ("distilled", "all") or opts["finetune"] == "distill"
-    obs, masks = games(agent, opts["samples"] if taught else min(opts["samples"], 2048),
+    obs, masks = games(agent, opts["samples"] if taught else min(opts["samples"], 2 * CALIBRATION),
                        opts["seed"], opts["progress"])
     made, folder = {}, out if to == "all" else None
     try:
         if to in ("onnx", "int8", "all"):
-            onnx_file = folder / "agent.onnx" if folder else out if to == "onnx" else out.with_suffix(".fp32.tmp")
+            onnx_file = folder / "agent.onnx" if folder else out if to == "onnx" else fp32_beside(out)
             made["onnx"] = export_onnx(agent, spaces, obs, masks, onnx_file)
             if to in ("int8", "all"):
-                int8 = quantize(onnx_file, obs[:2048], None if masks is None else masks[:2048],
+                cal = min(CALIBRATION, len(obs) // 2)  # the rest are held out for the check
+                int8 = quantize(onnx_file, obs[:cal], None if masks is None else masks[:cal],
                                 folder / "agent-int8.onnx" if folder else out)
-                made["int8"] = agreement(agent.policy, load_onnx(int8)[0], obs, masks)
-                if to == "int8":
-                    onnx_file.unlink()
+                made["int8"] = agreement(agent.policy, load_onnx(int8)[0], obs[cal:],
+                                         None if masks is None else masks[cal:])
         if to in ("pruned", "all"):
             made["pruned"] = export_pruned(agent, spaces, opts, obs, masks, folder / "pruned" if folder else out,
                                            argv, name)
@@ -189,18 +190,29 @@ def main(argv: list[str]) -> dict:
                                                  folder / "distilled" if folder else out, argv, name)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
-        if to == "int8":
-            out.with_suffix(".fp32.tmp").unlink(missing_ok=True)
+        fp32_beside(out).unlink(missing_ok=True)
         raise
     for kind, stats in made.items():
         print(f"{kind}: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v:,}"
                                       for k, v in stats.items()))
     print(f"wrote {out}")
-    if opts["measure"]:
-        from rlkit.export_bench import measure
+    try:
+        if opts["measure"]:
+            from rlkit.export_bench import measure
 
-        print(measure(src, folder, opts, made))
+            files = {"onnx": folder / "agent.onnx", "int8": folder / "agent-int8.onnx", "pruned": folder / "pruned",
+                     "distilled": folder / "distilled"} if folder else \
+                {"onnx": fp32_beside(out), "int8": out} if to == "int8" else {to: out}
+            print(measure(src, files, opts, made, folder / "results.md" if folder else out.with_name(
+                f"{out.stem}-results.md")))
+    finally:
+        fp32_beside(out).unlink(missing_ok=True)  # to=int8: the fp32 graph it was made from
     return made
+
+
+def fp32_beside(out: Path) -> Path:
+    """Where `to=int8` keeps the fp32 graph it quantizes while it works."""
+    return out.with_name(f"{out.stem}-fp32.tmp.onnx")
 
 
 if __name__ == "__main__":

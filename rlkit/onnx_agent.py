@@ -89,9 +89,38 @@ def save_with_meta(model, meta: dict, path: Path) -> Path:
     return path
 
 
+WEIGHTED = ("Conv", "Gemm", "MatMul")
+
+
+def ends(graph) -> list[str]:
+    """The weighted layers that stay fp32 in an int8 agent: the first (it reads the raw input,
+    where a small object such as Pong's ball is a few pixels) and the heads (the last weighted
+    layers before an output: logits close together would round to the same step). They hold a
+    few percent of the weights; the layers between hold the rest."""
+    weighted = [n for n in graph.node if n.op_type in WEIGHTED]
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def feeds_weighted(node) -> bool:
+        todo, seen = list(node.output), set()
+        while todo:
+            for user in consumers.get(todo.pop(), []):
+                if user.op_type in WEIGHTED:
+                    return True
+                if id(user) not in seen:
+                    seen.add(id(user))
+                    todo.extend(user.output)
+        return False
+
+    return list(dict.fromkeys([weighted[0].name, *(n.name for n in weighted if not feeds_weighted(n))]))
+
+
 def quantize(fp32: Path, obs: np.ndarray, masks: np.ndarray | None, path: Path) -> Path:
     """int8 weights and activations (ONNX Runtime's static QDQ quantization, per-channel weights),
-    calibrated on the agent's own observations; the metadata of `fp32` is kept."""
+    calibrated on the agent's own observations, but for the first layer and the heads (`ends`);
+    the metadata of `fp32` is kept."""
     onnx = _need("onnx")
     ort_q = _need("onnxruntime.quantization").quantization
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -112,7 +141,8 @@ def quantize(fp32: Path, obs: np.ndarray, masks: np.ndarray | None, path: Path) 
         quant_pre_process(str(fp32), pre, skip_symbolic_shape=True)
         ort_q.quantize_static(pre, out, Reader(), quant_format=ort_q.QuantFormat.QDQ, per_channel=True,
                               activation_type=ort_q.QuantType.QUInt8, weight_type=ort_q.QuantType.QInt8,
-                              calibrate_method=ort_q.CalibrationMethod.MinMax)
+                              calibrate_method=ort_q.CalibrationMethod.MinMax,
+                              nodes_to_exclude=ends(onnx.load(pre).graph))
         model = onnx.load(out)
     return save_with_meta(model, {**meta, "int8": True}, path)
 
@@ -221,4 +251,4 @@ def agreement(reference, other, obs: np.ndarray, masks: np.ndarray | None, batch
         dl = max(dl, float((la - lb).abs()[legal].max()))
         dv = max(dv, float((va - vb).abs().max()))
         same += int((la.argmax(-1) == lb.argmax(-1)).sum())
-    return {"logits": dl, "value": dv, "greedy_agree": same / len(obs)}
+    return {"logits": dl, "value": dv, "greedy_agree": same / len(obs), "checked": len(obs)}

@@ -1,4 +1,5 @@
 """rlkit.export: ONNX, int8, pruned and distilled agents, and exported files taken as data."""
+import csv
 import json
 import re
 
@@ -57,8 +58,12 @@ def test_int8_is_quantized_smaller_and_plays_alike(doom, teacher):
     agent, obs = teacher
     model = onnx.load(str(out / "agent-int8.onnx"))
     ops = {n.op_type for n in model.graph.node}
-    int8_weights = [t for t in model.graph.initializer if numpy_helper.to_array(t).dtype == np.int8 and t.dims]
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and len(int8_weights) >= 5  # 3 convs, fc, heads
+    int8 = {t.name for t in model.graph.initializer if numpy_helper.to_array(t).dtype == np.int8 and t.dims}
+    fp32 = {t.name for t in model.graph.initializer if numpy_helper.to_array(t).dtype == np.float32 and t.dims}
+    layers = ["encoder.convs.0.0", "encoder.convs.0.2", "encoder.convs.0.4", "encoder.fc.0", "actor", "critic"]
+    quantized = [any(name.startswith(f"policy.{layer}.weight") for name in int8) for layer in layers]
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and quantized == [False, True, True, True, False, False]
+    assert {"policy.encoder.convs.0.0.weight", "policy.actor.weight", "policy.critic.weight"} <= fp32  # the ends
     assert (out / "agent.onnx").stat().st_size > 3.5 * (out / "agent-int8.onnx").stat().st_size
     assert agreement(agent.policy, load_agent(out / "agent-int8.onnx").policy, obs, None)["greedy_agree"] > 0.9
 
@@ -190,7 +195,7 @@ def test_metadata_survives_save_with_meta(doom, tmp_path):
     (["agent=doom-basic"], "give to=FORMAT, one of: onnx, int8, pruned, distilled, all"),
     (["agent=doom-basic", "to=tflite"], "give to=FORMAT, one of"),
     (["agent=doom-basic", "to=onnx", "out=doom.txt"], "out= must end in .onnx"),
-    (["agent=doom-basic", "to=onnx", "measure=true"], "measure=true compares every format"),
+    (["agent=doom-basic", "to=onnx", "calls=0"], "calls must be"),
     (["agent=doom-basic", "to=pruned", "keep=0"], "keep must be a number from 0.01 to 1"),
     (["agent=doom-basic", "to=distilled", "channels=[8,0]"], "channels must be a list"),
     (["agent=nobody", "to=onnx"], "no agent 'nobody'"),
@@ -233,3 +238,36 @@ def test_pruned_network_taught_by_distillation(tmp_path, teacher):
     untaught, _ = prune(agent.policy, agent.cfg, 0.5, (agent.observation_space, agent.action_space))
     taught = agreement(agent.policy, pruned.policy, obs, None)["greedy_agree"]
     assert taught > 0.9 and taught > agreement(agent.policy, untaught, obs, None)["greedy_agree"]
+
+
+def test_compare_agents_plays_exported_formats_on_the_same_seeds(doom, tmp_path, capsys):
+    """`rlkit.compare agents=`: greedy ONNX plays exactly as PyTorch on the same seeds, so its paired
+    difference is 0; a file is refused by runs= with a pointer to agents=, and agents of two games together."""
+    from rlkit.compare import main as compare
+
+    out, _ = doom
+    compare([f"agents=[doom-basic,{out / 'agent.onnx'},{out / 'distilled'}]", "episodes=4", "deterministic=true",
+             f"out={tmp_path}", "progress=false"])
+    rows = list(csv.DictReader(open(tmp_path / "agents.csv")))
+    assert [r["agent"] for r in rows] == ["doom-basic", str(out / "agent.onnx"), str(out / "distilled")]
+    assert float(rows[1]["mean"]) == float(rows[0]["mean"]) and float(rows[1]["diff_low"]) == 0 == float(
+        rows[1]["diff_high"])
+    assert float(rows[2]["diff"]) == pytest.approx(float(rows[2]["mean"]) - float(rows[0]["mean"]))
+    assert "| doom-basic |" in (tmp_path / "agents.md").read_text() and "4 episodes, greedy" in capsys.readouterr().out
+    with pytest.raises(UsageError, match="is an agent, not a run folder .* agents="):
+        compare([f"runs=[{out / 'agent.onnx'}]"])
+    with pytest.raises(UsageError, match="must all play one game; these play connect_four, doom"):
+        compare(["agents=[doom-basic,connect-four]", "progress=false"])
+
+
+def test_measure_times_and_scores_what_one_format_made(tmp_path):
+    """`to=int8 measure=true`: rows for the agent as trained, the fp32 graph and int8, in OUT-results.md;
+    the fp32 graph it worked from is not left behind."""
+    out = tmp_path / "doom-int8.onnx"
+    export(["agent=doom-basic", "to=int8", f"out={out}", "samples=256", "measure=true", "episodes=2", "calls=5",
+            "deterministic=true", "progress=false"])
+    table = (tmp_path / "doom-int8-results.md").read_text()
+    rows = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows == ["| format", "| fp32 (PyTorch)", "| onnx (ONNX Runtime)", "| int8 (ONNX Runtime)"]
+    assert "median of 5 calls" in table and "int8 against PyTorch on 128 observations" in table
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["doom-int8-results.md", "doom-int8.onnx"]
