@@ -106,3 +106,19 @@ def test_lengths_option_measures_a_cores_cost_at_the_end_of_each_episode_length(
     assert all(r > 0 for r in rates.values())
     out = capsys.readouterr().out
     assert "| 1,000 |" in out and "core=transformer: steps/s at 1,000 steps / at 500: **" in out
+
+
+def test_actorq_times_collection_with_fp32_and_int8_actors(capsys):
+    """`actorq=`: the same rollouts collected by PyTorch fp32, ONNX fp32 and int8 actors, with the
+    refresh cost; agents it cannot quantize are refused before anything runs."""
+    from rlkit.bench import main
+
+    rates = main(["actorq=doom-basic", "iters=1"])
+    assert list(rates) == ["PyTorch fp32", "ONNX Runtime fp32", "ONNX Runtime int8"] and min(rates.values()) > 0
+    out = capsys.readouterr().out
+    assert "quantized actors (ActorQ), agent doom-basic" in out and "| ONNX Runtime int8 |" in out
+    assert "Refreshing the int8 actor from the learner's weights" in out
+    with pytest.raises(UsageError, match="actorq= takes an agent without memory on frames; connect-four is a board"):
+        main(["actorq=connect-four"])
+    with pytest.raises(UsageError, match="actorq= measures the agent's own training settings; drop 'num_envs=2'"):
+        main(["actorq=doom-basic", "num_envs=2"])
