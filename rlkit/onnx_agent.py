@@ -191,6 +191,9 @@ def session(data: bytes, threads: int = 0):
     ort = _need("onnxruntime")
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    # Idle worker threads sleep instead of spinning: an agent shares the CPU with its game (inside
+    # training's rollouts, spinning threads took the cores the envs step on).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
