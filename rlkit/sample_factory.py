@@ -164,11 +164,23 @@ def run(cmd: list[str], seconds: float = 10**9, grace: float = 60.0) -> tuple[in
 
 
 def _group_alive(group: int) -> bool:
+    """Whether a process of the group still runs. Zombies do not count: where PID 1 does not reap
+    orphans (many containers), a finished game process stays a zombie in the group for good, and
+    waiting for it cost the whole grace period twice over."""
     try:
         os.killpg(group, 0)
-        return True
     except ProcessLookupError:
         return False
+    if not os.path.isdir("/proc"):
+        return True
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if int(pgrp) == group and state != "Z":
+            return True
+    return False
 
 
 def _frames(train_dir: Path) -> int:
