@@ -3,6 +3,7 @@
     python -m rlkit.export agent=doom-basic to=onnx                     # exports/doom-basic.onnx
     python -m rlkit.export agent=doom-basic to=int8 out=doom-int8.onnx
     python -m rlkit.export agent=pong to=pruned keep=0.5 finetune_steps=100000
+    python -m rlkit.export agent=connect-four to=pruned keep=1 keep_units=0.16 finetune=distill
     python -m rlkit.export agent=connect-four to=distilled channels=[32,32] hidden=64
     python -m rlkit.export agent=doom-basic to=all measure=true         # every format, and a table of them
 
@@ -11,7 +12,8 @@
   logits and value out), checked against PyTorch on the agent's own observations before it is kept;
 - `int8`: that graph with int8 weights and activations (ONNX Runtime's static quantization,
   calibrated on the agent's own observations);
-- `pruned`: `keep` of every convolution's channels and dense units kept (a smaller dense network),
+- `pruned`: `keep` of every convolution's channels and `keep_units` of the dense layer's units
+  (default: `keep`) kept (a smaller dense network),
   then trained `finetune_steps` more with the agent's own algorithm and settings (`finetune=rl`),
   or taught the unpruned agent's outputs as `distilled` is (`finetune=distill`: `samples`, `epochs`);
 - `distilled`: a student network (`channels`: widths, their number its depth; `hidden`; by default
@@ -41,11 +43,11 @@ from rlkit.watch import resolve
 
 FORMATS = ("onnx", "int8", "pruned", "distilled", "all")
 FINETUNE = ("rl", "distill")
-DEFAULTS = {"agent": "", "to": "", "out": "", "keep": 0.5, "finetune_steps": 50_000, "channels": [], "hidden": 0,
-            "samples": 20_000, "epochs": 10, "seed": 0, "measure": False, "episodes": 100, "games": 200,
+DEFAULTS = {"agent": "", "to": "", "out": "", "keep": 0.5, "keep_units": 0.0, "finetune_steps": 50_000,
+            "channels": [], "hidden": 0, "samples": 20_000, "epochs": 10, "seed": 0, "measure": False, "episodes": 100, "games": 200,
             "threads": 1, "deterministic": False, "progress": True, "finetune": "rl", "calls": 1000}
-RANGES = {"keep": (0.01, 1.0), "finetune_steps": (0, 10**9), "hidden": (0, 16384), "samples": (64, 10**7),
-          "epochs": (1, 10**4), "seed": (0, 2**31 - 1), "episodes": (1, 10**5), "games": (2, 10**5),
+RANGES = {"keep": (0.01, 1.0), "keep_units": (0.0, 1.0), "finetune_steps": (0, 10**9), "hidden": (0, 16384),
+          "samples": (64, 10**7), "epochs": (1, 10**4), "seed": (0, 2**31 - 1), "episodes": (1, 10**5), "games": (2, 10**5),
           "threads": (1, 256), "calls": (1, 10**6)}
 TOLERANCE = 1e-4  # ONNX against PyTorch: logits and values, relative to their size where that is over 1
 CALIBRATION = 2048  # observations int8 is calibrated on; as many again are held out to check it
@@ -99,8 +101,11 @@ def export_onnx(agent, spaces, obs, masks, out: Path) -> dict:
 
 
 def export_pruned(agent, spaces, opts, obs, masks, out: Path, argv, source: str) -> dict:
-    small, small_cfg = prune(agent.policy, agent.cfg, opts["keep"], (agent.observation_space, agent.action_space))
-    lines = [f"structured pruning: keep={opts['keep']:g} of each layer's channels and units, "
+    units = opts["keep_units"] or opts["keep"]
+    small, small_cfg = prune(agent.policy, agent.cfg, opts["keep"], (agent.observation_space, agent.action_space),
+                             units)
+    lines = [f"structured pruning: keep={opts['keep']:g} of each convolution's channels and {units:g} of the dense "
+             f"layer's units, "
              f"{parameters(agent.policy):,} -> {parameters(small):,} parameters"]
     if opts["finetune"] == "distill":  # taught the unpruned agent's outputs, as a student is
         small, stats = distill(agent.policy, small_cfg, (agent.observation_space, agent.action_space), obs, masks,

@@ -78,10 +78,10 @@ def smaller_config(cfg, channels: list[int], hidden: int):
 
 
 @torch.no_grad()
-def prune(policy: ActorCritic, cfg, keep: float, spaces) -> tuple[ActorCritic, object]:
-    """A network with `keep` of every convolution's channels and of the dense layer's units (at
-    least one each), those with the largest incoming L1 norm, their weights copied: the same
-    function on what is kept. Returns the network and its config."""
+def prune(policy: ActorCritic, cfg, keep: float, spaces, keep_units: float | None = None) -> tuple[ActorCritic, object]:
+    """A network with `keep` of every convolution's channels and `keep_units` (default: `keep`) of
+    the dense layer's units (at least one each), those with the largest incoming L1 norm, their
+    weights copied: the same function on what is kept. Returns the network and its config."""
     enc = encoder_of(policy, "pruned")
     convs = [m for m in enc.convs.modules() if isinstance(m, nn.Conv2d)]
     fc = enc.fc[0]
@@ -93,7 +93,8 @@ def prune(policy: ActorCritic, cfg, keep: float, spaces) -> tuple[ActorCritic, o
         before = idx
     cells = fc.in_features // convs[-1].out_channels  # flattened as (channel, row, column)
     w = fc.weight[:, (before[:, None] * cells + torch.arange(cells)).reshape(-1)]
-    rows = w.abs().sum(1).topk(max(1, round(keep * w.shape[0]))).indices.sort().values
+    rows = w.abs().sum(1).topk(max(1, round((keep if keep_units is None else keep_units) * w.shape[0]))).indices
+    rows = rows.sort().values
     small_cfg = smaller_config(cfg, [len(b) for _, b in kept], len(rows))
     small = make_policy(small_cfg.model, *spaces, board=cfg.env.family == "board")
     small_convs = [m for m in small.encoder.convs.modules() if isinstance(m, nn.Conv2d)]

@@ -102,6 +102,8 @@ def test_pruning_keeps_the_function_of_what_it_keeps():
     assert torch.allclose(la, lb, atol=1e-5) and torch.allclose(va, vb, atol=1e-5)
     full, _ = prune(policy, cfg, 1.0, (obs_space, act_space))
     assert parameters(full) == parameters(policy)
+    _, units_cfg = prune(policy, cfg, 1.0, (obs_space, act_space), keep_units=0.25)  # the dense layer alone
+    assert list(units_cfg.model.channels) == [32, 64, 64] and units_cfg.model.hidden == 128
 
 
 def test_distillation_teaches_the_student(teacher):
@@ -197,6 +199,7 @@ def test_metadata_survives_save_with_meta(doom, tmp_path):
     (["agent=doom-basic", "to=onnx", "out=doom.txt"], "out= must end in .onnx"),
     (["agent=doom-basic", "to=onnx", "calls=0"], "calls must be"),
     (["agent=doom-basic", "to=pruned", "keep=0"], "keep must be a number from 0.01 to 1"),
+    (["agent=doom-basic", "to=pruned", "keep_units=2"], "keep_units must be a number from 0 to 1"),
     (["agent=doom-basic", "to=distilled", "channels=[8,0]"], "channels must be a list"),
     (["agent=nobody", "to=onnx"], "no agent 'nobody'"),
     ([f"agent={DOOM}", "to=pruned", f"out={ROOT / 'README.md'}"], "already exists"),
