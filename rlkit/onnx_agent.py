@@ -96,7 +96,7 @@ def ends(graph) -> list[str]:
     """The weighted layers that stay fp32 in an int8 agent: the first (it reads the raw input,
     where a small object such as Pong's ball is a few pixels) and the heads (the last weighted
     layers before an output: logits close together would round to the same step). They hold a
-    few percent of the weights; the layers between hold the rest."""
+    small share of the weights; the layers between hold the rest."""
     weighted = [n for n in graph.node if n.op_type in WEIGHTED]
     consumers = {}
     for node in graph.node:
