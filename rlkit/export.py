@@ -44,11 +44,12 @@ from rlkit.watch import resolve
 FORMATS = ("onnx", "int8", "pruned", "distilled", "all")
 FINETUNE = ("rl", "distill")
 DEFAULTS = {"agent": "", "to": "", "out": "", "keep": 0.5, "keep_units": 0.0, "finetune_steps": 50_000,
-            "channels": [], "hidden": 0, "samples": 20_000, "epochs": 10, "seed": 0, "measure": False, "episodes": 100, "games": 200,
-            "threads": 1, "deterministic": False, "progress": True, "finetune": "rl", "calls": 1000}
+            "channels": [], "hidden": 0, "samples": 20_000, "epochs": 10, "seed": 0, "measure": False,
+            "episodes": 100, "games": 200, "threads": 1, "deterministic": False, "progress": True, "finetune": "rl",
+            "calls": 1000}
 RANGES = {"keep": (0.01, 1.0), "keep_units": (0.0, 1.0), "finetune_steps": (0, 10**9), "hidden": (0, 16384),
-          "samples": (64, 10**7), "epochs": (1, 10**4), "seed": (0, 2**31 - 1), "episodes": (1, 10**5), "games": (2, 10**5),
-          "threads": (1, 256), "calls": (1, 10**6)}
+          "samples": (64, 10**7), "epochs": (1, 10**4), "seed": (0, 2**31 - 1), "episodes": (1, 10**5),
+          "games": (2, 10**5), "threads": (1, 256), "calls": (1, 10**6)}
 TOLERANCE = 1e-4  # ONNX against PyTorch: logits and values, relative to their size where that is over 1
 CALIBRATION = 2048  # observations int8 is calibrated on; as many again are held out to check it
 
