@@ -142,7 +142,10 @@ def run(cmd: list[str], seconds: float = 10**9, grace: float = 60.0) -> tuple[in
 
     main_thread = threading.current_thread() is threading.main_thread()  # only it may take signals
     before = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)} if main_thread else {}
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    # SIGINT at its default in Sample Factory: started from a background job (nohup, CI), this
+    # process inherits it ignored, and so would Sample Factory, which then neither saves nor
+    # stops on it and is killed at the end of the grace period.
+    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_default_sigint)
     try:
         return proc.wait(timeout=seconds), False
     except subprocess.TimeoutExpired:
@@ -161,6 +164,10 @@ def run(cmd: list[str], seconds: float = 10**9, grace: float = 60.0) -> tuple[in
                 proc.poll()  # reaps the leader once it exits
                 time.sleep(0.1)
         proc.poll()
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _group_alive(group: int) -> bool:

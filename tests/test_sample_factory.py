@@ -150,3 +150,20 @@ def test_a_terminated_wrapper_stops_sample_factory_with_it(tmp_path):
     while running(child) and time.monotonic() < end:
         time.sleep(0.1)
     assert not running(child)
+
+
+def test_sample_factory_gets_sigint_even_when_rlkit_was_started_with_it_ignored():
+    """A background job (nohup, CI) starts with SIGINT ignored; Sample Factory must still get it,
+    to save and stop, rather than be killed when the grace period ends."""
+    import signal
+    import time
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        begun = time.monotonic()
+        code, timed_out = sample_factory.run([sys.executable, "-c", "import time; time.sleep(600)"], seconds=1,
+                                             grace=30)
+        took = time.monotonic() - begun
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert timed_out and took < 15  # stopped by SIGINT (KeyboardInterrupt), not by SIGKILL after 30 s
