@@ -27,13 +27,7 @@ one vector env stepped with random actions in this process is the peer.
 acting step by step (batch 1, observations drawn from the env's space), its steps/s over the
 last 500 steps of an episode of each length, beside the same encoder without a core.
 
-`actorq=AGENT` (a shipped agent's name, a run folder or a checkpoint; a memoryless policy on
-frames) measures quantized actors (ActorQ, Lam et al. 2021): rollout collection through the
-agent's own training pipeline (its envs, backend, batch and rollout length) with the policy
-acting as PyTorch fp32, as its ONNX graph in fp32 and as its int8 graph (rlkit.export's), taking
-turns for `iters` timed rollouts each after an untimed one; the policy's own time per step at
-the rollout's batch; and what one refresh of the int8 actor from new weights costs (export and
-calibration), against one rollout."""
+`actorq=AGENT` measures instead int8 actors in training's rollouts (rlkit.export_bench.actorq)."""
 from __future__ import annotations
 
 import os
@@ -48,6 +42,7 @@ from rlkit import sample_factory
 from rlkit.compare import load_run
 from rlkit.config import RunError, UsageError, cli, command_options, load_config, run_label
 from rlkit.envs import backend, make_vec
+from rlkit.export_bench import actorq
 from rlkit.nets import make_policy
 from rlkit.provenance import commit, stamp
 from rlkit.stats import crossing, window_of
@@ -254,81 +249,12 @@ def main_lengths(opts, rest, command, sha):
     return rates, report
 
 
-def main_actorq(opts, rest, command, sha):
-    import tempfile
-
-    import torch
-
-    from rlkit.agent import load_agent, spaces_of
-    from rlkit.onnx_agent import load_onnx, quantize, write_onnx
-    from rlkit.rollout import make_rollout
-    from rlkit.shrink import games
-    from rlkit.watch import resolve
-
-    if rest:
-        raise UsageError(f"actorq= measures the agent's own training settings; drop {rest[0]!r}")
-    agent = load_agent(resolve(str(opts["actorq"])))
-    cfg = agent.cfg
-    if cfg.env.family == "board" or agent.policy.recurrent:
-        raise UsageError(f"actorq= takes an agent without memory on frames; {opts['actorq']} is "
-                         f"{'a board game' if cfg.env.family == 'board' else f'model.core={cfg.model.core}'}")
-    agent.policy.amp_dtype = None  # PyTorch acts in fp32, as the ONNX graphs do
-    obs, _ = games(agent, 4096, cfg.seed, progress=False)
-    actors = {"PyTorch fp32": agent.policy}
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        begin = time.perf_counter()  # what following the learner would cost: the graph anew, calibrated anew
-        write_onnx(agent.policy, cfg, spaces_of(agent.observation_space, agent.action_space), obs, None, fp32)
-        quantize(fp32, obs[:2048], None, int8)
-        refresh = time.perf_counter() - begin
-        actors["ONNX Runtime fp32"], actors["ONNX Runtime int8"] = load_onnx(fp32)[0], load_onnx(int8)[0]
-    rollout = make_rollout(cfg, torch.device("cpu"), cfg.seed, bootstrap=True)
-    steps, batch = cfg.algo.num_steps * cfg.num_envs, rollout.next_obs
-    times = {name: [] for name in actors}
-    try:
-        for policy in actors.values():  # untimed: envs started, first calls made
-            rollout.collect(policy)
-        for i in range(opts["iters"]):
-            for name, policy in actors.items():
-                begin = time.perf_counter()
-                rollout.collect(policy)
-                times[name].append(time.perf_counter() - begin)
-            print(f"iteration {i + 1}: " + ", ".join(f"{n} {steps / t[-1]:,.0f} steps/s" for n, t in times.items()),
-                  flush=True)
-        acting = {}
-        with torch.inference_mode():
-            for name, policy in actors.items():
-                calls = []
-                for _ in range(220):
-                    begin = time.perf_counter()
-                    policy(batch, None)
-                    calls.append(time.perf_counter() - begin)
-                acting[name] = float(np.median(calls[20:]))
-    finally:
-        rollout.close()
-    rates = {name: steps / float(np.median(t)) for name, t in times.items()}
-    base = rates["PyTorch fp32"]
-    lines = [f"| actor | collection steps/s (median of {opts['iters']}) | vs PyTorch fp32 | policy ms per step "
-             f"(batch {cfg.num_envs}) | policy's share of collection |", "| --- | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {n} | {r:,.0f} | {r / base:.2f}x | {1e3 * acting[n]:.2f} | "
-              f"{acting[n] * cfg.algo.num_steps * r / steps:.0%} |" for n, r in rates.items()]
-    rollout_s = steps / rates["ONNX Runtime int8"]
-    report = (f"### {cfg.env.name}: quantized actors (ActorQ), agent {opts['actorq']}\n\n"
-              f"{stamp(sha)}; the agent's training pipeline: {cfg.num_envs} envs "
-              f"({backend(cfg.env) if backend(cfg.env) == 'envpool' else cfg.vector}, overlap={cfg.overlap}), "
-              f"{cfg.algo.num_steps} steps per rollout; PyTorch with {torch.get_num_threads()} threads, ONNX Runtime "
-              f"with its default threads.\n\n    {command}\n\n" + "\n".join(lines) +
-              f"\n\nRefreshing the int8 actor from the learner's weights (export and calibration on 2,048 "
-              f"observations): {refresh:.1f} s, {refresh / rollout_s:.1f}x one int8 rollout ({rollout_s:.2f} s).\n")
-    return rates, report
-
-
 def main(argv):
     opts, rest = split_args(argv)
     command, sha = "python -m rlkit.bench " + " ".join(argv), commit()
     print(f"{command}\n{stamp(sha)}")
     measure = main_scaling if opts["scaling"] else main_lengths if opts["lengths"] else \
-        main_actorq if opts["actorq"] else main_learners
+        actorq if opts["actorq"] else main_learners
     results, report = measure(opts, rest, command, sha)
     print("\n" + report)
     if opts["append"]:

@@ -21,12 +21,9 @@ environment, `sf_python=`, see `rlkit.sample_factory`), one process each, into o
 
 Running the same command again skips finished runs and goes on with interrupted ones.
 
-`agents=[...]` compares trained agents by playing them instead: each a shipped agent's name, a
-run or agent folder, a checkpoint or an exported file (`rlkit.export`: `.onnx`, int8, pruned,
-distilled), all of one game, scored as rlkit.evaluate says (`episodes` episodes, or `games`
-games against alpha-beta for board games, `deterministic=true` for greedy play) on the same
-seeds. OUT/agents.md and OUT/agents.csv: each agent's score with a 95% interval and its
-difference from the first agent, paired by seed, with its interval."""
+`agents=[...]` (or `runs=` of agent files and folders) compares trained agents by playing them
+on the same seeds instead (names, folders, checkpoints, `.onnx` files; `episodes`, `games`,
+`deterministic`): see rlkit.evaluate.compare_agents."""
 from __future__ import annotations
 
 import glob
@@ -39,9 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from rlkit import evaluate, provenance, sample_factory, stats
+from rlkit import evaluate, sample_factory, stats
 from rlkit.algos import ALGOS
 from rlkit.config import SEED, RunError, UsageError, cli, command_options, load_config, run_label
 from rlkit.cores import CORES
@@ -121,6 +117,8 @@ def command(algo: str, seed: int, run_dir: Path, overrides, opts=OPTIONS) -> lis
 
 def run_all(out: Path, runs, overrides, opts) -> list[str]:
     """Train the runs not finished yet, one process each. Returns the failed ones."""
+    from tqdm import tqdm
+
     todo = [(a, s) for a, s in runs if not finished(out / f"{a}__{s}")]
     print(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to run", flush=True)
     (out / "logs").mkdir(exist_ok=True)
@@ -216,52 +214,12 @@ def markdown(rows, threshold, window: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compare_agents(opts) -> Path:
-    """Play every agent of `agents=` on the same seeds; write and print the table (see the module's doc)."""
-    from rlkit.agent import load_agent
-    from rlkit.watch import resolve
-
-    specs = opts["agents"]
-    if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs) or len(specs) < 1:
-        raise UsageError(f"agents must be a list of agents (agents=[doom-basic,exports/agent-int8.onnx]), "
-                         f"got {specs!r}")
-    agents = [load_agent(resolve(spec)) for spec in specs]
-    games = sorted({a.cfg.env.name for a in agents})
-    if len(games) > 1:
-        raise UsageError(f"agents=[...] must all play one game; these play {', '.join(games)}")
-    out = Path(opts["out"] or f"runs/compare__{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
-    rows, first = [], None
-    bar = tqdm(list(zip(specs, agents)), desc="agents", unit="agent", disable=not opts["progress"])
-    for spec, agent in bar:
-        bar.set_postfix_str(spec)
-        got, note = evaluate.scores(agent, opts["episodes"], opts["games"], 0, opts["deterministic"])
-        first = got if first is None else first
-        diff = stats.bootstrap_ci(np.subtract(got, first)) if rows else (0.0, 0.0, 0.0)
-        rows.append((spec, *stats.bootstrap_ci(got), *diff, note))
-    bar.close()
-    with open(out / "agents.csv", "w") as f:
-        f.write("agent,mean,ci_low,ci_high,diff,diff_low,diff_high,note\n")
-        f.writelines(",".join(str(v) for v in row) + "\n" for row in rows)
-    lines = [f"Made: {provenance.stamp()}", "",
-             f"{games[0]}: " + evaluate.what(agents[0].cfg.env, opts["episodes"], opts["games"],
-                                            opts["deterministic"]) + " Seeds 0, 1, 2, ..., the same for each agent.",
-             "", f"| agent | score [95% interval] | minus {specs[0]}'s, paired [95% interval] | |",
-             "| --- | --- | --- | --- |"]
-    lines += [f"| {spec} | {m:.3g} [{lo:.3g}, {hi:.3g}] | {d:+.3g} [{dlo:+.3g}, {dhi:+.3g}] | {note} |"
-              for spec, m, lo, hi, d, dlo, dhi, note in rows]
-    text = "\n".join(lines) + "\n"
-    (out / "agents.md").write_text(text)
-    print(text + f"\ntable: {out / 'agents.md'}, numbers: {out / 'agents.csv'}")
-    return out
-
-
 def existing(patterns: list[str]) -> dict[str, list[Path]]:
     """Run folders matched by each pattern; one pattern groups them by algorithm, several by pattern."""
-    files = [p for p in patterns if Path(p).is_file() or (Path(p) / "agent.safetensors").is_file()]
+    files = [p for p in patterns if evaluate.is_agent(p)]
     if files:
-        raise UsageError(f"{files[0]} is an agent, not a run folder (runs=[...] compares learning curves); "
-                         f"compare agents by playing them: agents=[{files[0]},...]")
+        raise UsageError(f"{files[0]} is an agent, not a run folder: runs=[...] takes run folders (learning "
+                         f"curves) or agents (played on the same seeds), not both")
     found = {p: sorted(Path(d) for d in glob.glob(p) if (Path(d) / "config.yaml").is_file()) for p in patterns}
     empty = [p for p, dirs in found.items() if not dirs]
     if empty:
@@ -298,11 +256,12 @@ def main(argv: list[str]) -> Path:
     if opts["out"] is not None and Path(str(opts["out"])).exists() and not Path(str(opts["out"])).is_dir():
         raise UsageError(f"out={opts['out']} is a file; give a folder for the runs and results")
     failed = []
-    if opts["agents"]:
-        if opts["runs"] or overrides:
+    if opts["agents"] or opts["runs"] and all(evaluate.is_agent(p) for p in opts["runs"]):
+        if opts["agents"] and opts["runs"] or overrides:
             raise UsageError(f"agents=[...] plays the agents as they are; drop "
                              f"{'runs=' if opts['runs'] else repr(overrides[0])}")
-        return compare_agents(opts)
+        return evaluate.compare_agents(opts["agents"] or opts["runs"], opts["episodes"], opts["games"],
+                                       opts["deterministic"], opts["out"], opts["progress"])
     if opts["runs"]:
         if overrides:
             raise UsageError(f"runs=[...] compares existing runs; drop {overrides[0]!r}")
