@@ -13,14 +13,14 @@ from rlkit.watch import main as watch
 # where uniformly random actions score about -120; doom-defend-the-center: 6.0, random 0.5;
 # connect-four (AlphaZero-style) and connect-four-ppo:
 # 199 and 200 of 200 won against random, greedy;
-# pong: 18.2, where random play scores about -20; 5 games of Pong take about 25 s; go: 194 and 195
+# pong: 18.2, where random play scores about -20 (3 games: a game of Pong takes about 5 s); go: 194 and 195
 # of 200 won against random).
 FLOOR = {"doom-basic": 50.0, "doom-defend-the-center": 3.0, "connect-four": 0.6, "connect-four-ppo": 0.6,
          "pong": 10.0, "go": 0.6}
 WATCH = {"doom-basic": ["episodes=10", "record=none"], "doom-defend-the-center": ["episodes=10", "record=none"],
          "connect-four": ["episodes=10", "opponent=random"],
          "connect-four-ppo": ["episodes=10", "opponent=random"],
-         "pong": ["episodes=5", "record=none"], "go": ["episodes=10", "opponent=random"]}
+         "pong": ["episodes=3", "record=none"], "go": ["episodes=10", "opponent=random"]}
 
 
 def test_every_shipped_agent_has_a_card_and_a_floor():
