@@ -37,7 +37,7 @@ from omegaconf import OmegaConf
 from rlkit import checkpoint, provenance
 from rlkit.agent import load_agent, spaces_of
 from rlkit.config import RunError, UsageError, cli, command_options
-from rlkit.onnx_agent import agreement, load_onnx, quantize, write_onnx
+from rlkit.onnx_agent import CALIBRATION, agreement, load_onnx, quantize, write_onnx
 from rlkit.shrink import distill, encoder_of, games, parameters, prune, student_config
 from rlkit.watch import resolve
 
@@ -51,7 +51,6 @@ RANGES = {"keep": (0.01, 1.0), "keep_units": (0.0, 1.0), "finetune_steps": (0, 1
           "samples": (64, 10**7), "epochs": (1, 10**4), "seed": (0, 2**31 - 1), "episodes": (1, 10**5),
           "games": (2, 10**5), "threads": (1, 256), "calls": (1, 10**6)}
 TOLERANCE = 1e-4  # ONNX against PyTorch: logits and values, relative to their size where that is over 1
-CALIBRATION = 2048  # observations int8 is calibrated on; as many again are held out to check it
 
 
 def name_of(path: Path) -> str:

@@ -89,7 +89,7 @@ def actorq(opts, rest, command, sha):
     """`python -m rlkit.bench actorq=AGENT` (see rlkit.bench): returns {actor: steps/s} and the report."""
     from rlkit.agent import spaces_of
     from rlkit.envs import backend
-    from rlkit.onnx_agent import quantize, write_onnx
+    from rlkit.onnx_agent import CALIBRATION, quantize, write_onnx
     from rlkit.rollout import make_rollout
     from rlkit.watch import resolve
 
@@ -101,13 +101,13 @@ def actorq(opts, rest, command, sha):
         raise UsageError(f"actorq= takes an agent without memory on frames; {opts['actorq']} is "
                          f"{'a board game' if cfg.env.family == 'board' else f'model.core={cfg.model.core}'}")
     agent.policy.amp_dtype = None  # PyTorch acts in fp32, as the ONNX graphs do
-    obs, _ = own_games(agent, 2048, cfg.seed, progress=False)
+    obs, _ = own_games(agent, CALIBRATION, cfg.seed, progress=False)
     actors = {"PyTorch fp32": agent.policy}
     with tempfile.TemporaryDirectory() as tmp:
         fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         begin = time.perf_counter()  # what following the learner would cost: the graph anew, calibrated anew
         write_onnx(agent.policy, cfg, spaces_of(agent.observation_space, agent.action_space), obs, None, fp32)
-        quantize(fp32, obs[:2048], None, int8)
+        quantize(fp32, obs, None, int8)
         refresh = time.perf_counter() - begin
         actors["ONNX Runtime fp32"], actors["ONNX Runtime int8"] = load_onnx(fp32)[0], load_onnx(int8)[0]
     rollout = make_rollout(cfg, torch.device("cpu"), cfg.seed, bootstrap=True)
@@ -123,15 +123,8 @@ def actorq(opts, rest, command, sha):
                 times[name].append(time.perf_counter() - begin)
             print(f"iteration {i + 1}: " + ", ".join(f"{n} {steps / t[-1]:,.0f} steps/s" for n, t in times.items()),
                   flush=True)
-        acting = {}
-        with torch.inference_mode():
-            for name, policy in actors.items():
-                calls = []
-                for _ in range(220):
-                    begin = time.perf_counter()
-                    policy(batch, None)
-                    calls.append(time.perf_counter() - begin)
-                acting[name] = float(np.median(calls[20:]))
+        threads = torch.get_num_threads()
+        acting = {name: latency(policy, batch, None, threads, 200) / 1e3 for name, policy in actors.items()}
     finally:
         rollout.close()
     rates = {name: steps / float(np.median(t)) for name, t in times.items()}
@@ -146,6 +139,6 @@ def actorq(opts, rest, command, sha):
               f"({backend(cfg.env) if backend(cfg.env) == 'envpool' else cfg.vector}, overlap={cfg.overlap}), "
               f"{cfg.algo.num_steps} steps per rollout; PyTorch with {torch.get_num_threads()} threads, ONNX Runtime "
               f"with its default threads.\n\n    {command}\n\n" + "\n".join(lines) +
-              f"\n\nRefreshing the int8 actor from the learner's weights (export and calibration on 2,048 "
+              f"\n\nRefreshing the int8 actor from the learner's weights (export and calibration on {CALIBRATION:,} "
               f"observations): {refresh:.1f} s, {refresh / rollout_s:.1f}x one int8 rollout ({rollout_s:.2f} s).\n")
     return rates, report

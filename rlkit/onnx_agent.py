@@ -90,6 +90,7 @@ def save_with_meta(model, meta: dict, path: Path) -> Path:
 
 
 WEIGHTED = ("Conv", "Gemm", "MatMul")
+CALIBRATION = 2048  # observations int8 is calibrated on (rlkit.export holds as many again out to check it)
 
 
 def ends(graph) -> list[str]:
