@@ -258,8 +258,8 @@ def main(argv: list[str]) -> Path:
     failed = []
     if opts["agents"] or opts["runs"] and all(evaluate.is_agent(p) for p in opts["runs"]):
         if opts["agents"] and opts["runs"] or overrides:
-            raise UsageError(f"agents=[...] plays the agents as they are; drop "
-                             f"{'runs=' if opts['runs'] else repr(overrides[0])}")
+            raise UsageError(f"agents play as they are; drop "
+                             f"{repr(overrides[0]) if overrides else 'runs= (agents= names them)'}")
         return evaluate.compare_agents(opts["agents"] or opts["runs"], opts["episodes"], opts["games"],
                                        opts["deterministic"], opts["out"], opts["progress"])
     if opts["runs"]:

@@ -261,6 +261,8 @@ def test_compare_agents_plays_exported_formats_on_the_same_seeds(doom, tmp_path,
              f"out={tmp_path / 'files'}", "progress=false"])  # runs= of agent files: played the same way
     assert [r["agent"] for r in csv.DictReader(open(tmp_path / "files" / "agents.csv"))] == [
         str(out / "agent.onnx"), str(out / "agent-int8.onnx")]
+    with pytest.raises(UsageError, match="agents play as they are; drop 'env=doom'"):
+        compare([f"runs=[{out / 'agent.onnx'}]", "env=doom"])
     with pytest.raises(UsageError, match="is an agent, not a run folder: runs=.* not both"):
         compare([f"runs=[{out / 'agent.onnx'},/nonexistent/*]"])
     with pytest.raises(UsageError, match="must all play one game; these play connect_four, doom"):
