@@ -8,6 +8,8 @@
 Board games: `make_env()` is the PettingZoo game (two seats); in any PettingZoo loop,
     obs, reward, terminated, truncated, info = env.last()
     action = agent.act(obs["observation"], action_mask=obs["action_mask"])
+a board-game agent plays its most likely move unless asked to sample, and one loaded with
+`load_agent(path, mcts=N)` searches N simulations before each move (its strongest play).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from rlkit.config import load_config
 from rlkit.envs import make_env
 from rlkit.envs.board import Game
 from rlkit.errors import UsageError
+from rlkit.games import RULES
 from rlkit.nets import Memoryless, make_policy
 from rlkit.players import MAX_LOOKAHEAD, MAX_SIMS, Player, PolicyPlayer, baselines, names
 from rlkit.schema import DEVICE
@@ -48,10 +51,13 @@ def rebuild_spaces(spaces: dict):
 
 
 class Agent:
-    def __init__(self, policy, cfg, device, path: Path | None = None, observation_space=None, action_space=None):
+    def __init__(self, policy, cfg, device, path: Path | None = None, observation_space=None, action_space=None,
+                 searcher: Player | None = None):
         self.policy, self.cfg, self.device, self.path = policy, cfg, torch.device(device), path
         self.observation_space, self.action_space = observation_space, action_space  # as trained
         self.state = None  # a core's memory of the game being played (None: a new game)
+        self.searcher = searcher  # load_agent(mcts=N): the tree search that chooses every move
+        self.board = cfg.env.family == "board"
 
     def make_env(self, render_mode=None):
         """A single Gymnasium env with the preprocessing this agent was trained on."""
@@ -99,11 +105,19 @@ class Agent:
         probs, value, self.state = self._see(observation, action_mask)
         return probs, value
 
-    def act(self, observation, action_mask=None, deterministic: bool = False) -> int:
+    def act(self, observation, action_mask=None, deterministic: bool | None = None) -> int:
         """One action for one observation of `make_env()`'s env; masked-out actions are never chosen.
-        Call it once per step: an agent with memory (model.core) remembers every observation it acted on."""
+        `deterministic`: the most likely action rather than a sample; by default, board-game
+        agents play the most likely and other agents sample. An agent loaded with `mcts=N`
+        plays the move its search chooses. Call it once per step: an agent with memory
+        (model.core) remembers every observation it acted on."""
+        if self.searcher is not None:
+            if action_mask is None:
+                raise UsageError("an agent that searches needs the legal moves: act(observation, action_mask=...)")
+            return self.searcher.act(observation, np.asarray(action_mask, bool))
         probs, _ = self.observe(observation, action_mask)
-        if deterministic:
+        greedy = self.board if deterministic is None else deterministic
+        if greedy:
             return int(probs.argmax())
         return int(torch.multinomial(torch.from_numpy(probs), 1).item())
 
@@ -147,12 +161,28 @@ def policy_for(weights: dict, model_cfg, observation_space, action_space, board:
     return policy
 
 
-def load_agent(path, device: str = "cpu") -> Agent:
+def load_agent(path, device: str = "cpu", mcts: int = 0) -> Agent:
     """A run folder (its newest intact checkpoint; damaged newer ones are named on stderr), a
     checkpoint file, an agent folder, or an exported ONNX agent (`*.onnx`, run by ONNX Runtime on
-    the CPU whatever `device` says). The file is data: see rlkit.checkpoint and rlkit.onnx_agent."""
-    path = Path(path)
-    dev = pick_device(str(device))
+    the CPU whatever `device` says). The file is data: see rlkit.checkpoint and rlkit.onnx_agent.
+    `mcts` > 0: a board-game agent whose `act` searches that many simulations per move
+    (rlkit.search.MCTS; games with rules in arrays, memoryless networks)."""
+    if not 0 <= mcts <= MAX_SIMS:
+        raise UsageError(f"mcts must be 0 to {MAX_SIMS} simulations per move, got {mcts}")
+    agent = _load(Path(path), pick_device(str(device)))
+    if mcts:
+        game = agent.cfg.env.get("game", agent.cfg.env.name)
+        if game not in RULES:
+            raise UsageError(f"mcts={mcts}: the tree search needs a game's rules in arrays ({', '.join(RULES)}); "
+                             f"{path} plays {game}: use mcts=0")
+        if agent.cfg.model.core != "none":
+            raise UsageError(f"mcts={mcts}: the tree search rates positions alone; {path} remembers past moves "
+                             f"(model.core={agent.cfg.model.core}): use mcts=0")
+        agent.searcher = MCTS(agent.policy, Path(path).name, sims=mcts, device=agent.device, game=game)
+    return agent
+
+
+def _load(path: Path, dev: torch.device) -> Agent:
     if path.suffix == ".onnx" and not path.is_dir():  # an exported agent (rlkit.onnx_agent): ONNX Runtime on the CPU
         from rlkit.onnx_agent import load_onnx
 
@@ -199,7 +229,7 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
     many plies ahead (Connect Four only, see rlkit.search.Lookahead; it plays the best-valued move,
     so `greedy` does not apply); `symmetric`: the trained agent averaged over the board's
     symmetries (rlkit.symmetry.Symmetric); `mcts` > 0: it searches with that many simulations per
-    move (Connect Four only, see rlkit.search.MCTS). Baselines play as they are."""
+    move (games with rules in arrays, see rlkit.search.MCTS). Baselines play as they are."""
     if not 0 <= lookahead <= MAX_LOOKAHEAD:
         raise UsageError(f"lookahead must be 0 to {MAX_LOOKAHEAD} plies (up to 2,401 positions valued per move), "
                          f"got {lookahead}")
@@ -208,8 +238,9 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
                          f"lookahead=0")
     if not 0 <= mcts <= MAX_SIMS:
         raise UsageError(f"mcts must be 0 to {MAX_SIMS} simulations per move, got {mcts}")
-    if mcts and env_cfg.game != "connect_four":
-        raise UsageError(f"mcts={mcts}: the tree search needs Connect Four's rules; for {env_cfg.game} use mcts=0")
+    if mcts and env_cfg.game not in RULES:
+        raise UsageError(f"mcts={mcts}: the tree search needs a game's rules in arrays ({', '.join(RULES)}); "
+                         f"for {env_cfg.game} use mcts=0")
     if mcts and lookahead:
         raise UsageError(f"choose one search: lookahead={lookahead} (every line to a depth) or mcts={mcts} "
                          f"(simulations)")
@@ -239,5 +270,5 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
     if lookahead:
         return Lookahead(policy, label, depth=lookahead)
     if mcts:
-        return MCTS(policy, label, sims=mcts)
+        return MCTS(policy, label, sims=mcts, game=env_cfg.game)
     return PolicyPlayer(policy, label, greedy=greedy)

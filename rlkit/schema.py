@@ -142,6 +142,9 @@ SCHEMA: dict[str, Key] = {
                           above=True, kind=float),
     "algo.baseline": Key("REINFORCE subtracts a learned value from the return"),
     "algo.sims": positive(10**5, "tree-search simulations per move"),
+    "algo.root": Key("the tree search: puct (AlphaZero) or gumbel (Gumbel AlphaZero: Gumbel-top-k and "
+                     "sequential halving at the root, improved-policy targets)", choices=("puct", "gumbel")),
+    "algo.considered": positive(4096, "gumbel: the root moves drawn by Gumbel-top-k"),
     "algo.c_puct": Key("PUCT's exploration constant", 0, 100, above=True),
     "algo.dirichlet_alpha": Key("the root noise's concentration (a quarter of the root priors)", 0, 100, above=True),
     "algo.temperature_moves": span(0, 10**4, "the first N moves of a game drawn by visit count"),

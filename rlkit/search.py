@@ -1,31 +1,45 @@
-"""Monte Carlo tree search for Connect Four (as AlphaZero's, Silver et al. 2018), many games at a
-time, held in arrays: every game's tree is a block of nodes, and each simulation walks all the
-trees down together, one ply per step of a loop, with every game's choice made by one array
-operation. The new positions of one simulation, one per game, go through the network in one
-forward pass. `MCTS` below plays with it (`mcts=N` in arena and play); `algo=alphazero`
-trains on its visit counts (rlkit/algos/alphazero.py).
+"""Monte Carlo tree search for the board games with rules in arrays (rlkit.games: Connect Four,
+tic-tac-toe), as AlphaZero's (Silver et al. 2018), many games at a time: every game's tree is a
+block of nodes, and each simulation walks all the trees down together, one ply per step of a
+loop, with every game's choice made by one array operation. The new positions of one
+simulation, one per game, go through the network in one forward pass. `MCTS` below plays with it
+(`mcts=N` in arena, play and `rlkit.load_agent`); `algo=alphazero` trains on it
+(rlkit/algos/alphazero.py).
 
-A walk goes down by PUCT, the value so far plus c_puct * prior * sqrt(parent visits + 1) /
-(1 + visits), to a finished game (scored exactly: -1 for the side to move when the last move
+A walk goes down to a finished game (scored exactly: -1 for the side to move when the last move
 won, 0 drawn) or to a position the network has not rated, which gets its priors (softmax over
-the legal columns) and its value; that value is added to every move on the way, from each
-mover's side. Boards are the mover's stones and the other side's, 42 cells each, row-major with
-row 0 at the top, as PettingZoo shows them."""
+the legal moves) and its value; that value is added to every move on the way, from each mover's
+side. Two ways to choose the moves on the way (`root`):
+
+- `puct`: everywhere the value so far plus c_puct * prior * sqrt(parent visits + 1) / (1 +
+  visits); the move played is the most visited.
+- `gumbel` (Gumbel AlphaZero, rlkit.gumbel): at the root, the `considered` moves with the
+  highest logit + Gumbel noise, the simulations shared among them by sequential halving, and
+  the move played the survivor with the best logit + noise + sigma(completed Q); below the root,
+  the move whose visit share lags the improved policy the most. No Dirichlet noise: the Gumbel
+  draws are the exploration.
+
+Boards are the mover's stones and the other side's, row-major with row 0 at the top, as
+PettingZoo shows them."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from rlkit.games.connect_four import COLS, ROWS, boards, drop, legal, move
+from rlkit import gumbel as gz
+from rlkit.games import connect_four, rules
 from rlkit.players import Player
 
+ROOTS = ("puct", "gumbel")
 
-def rater(policy, device):
-    """Priors (softmax over the legal columns, zero elsewhere) and values, clamped to [-1, 1],
-    of [B, 42] positions whose legal columns are `ok`, by `policy` (obs, mask) -> (logits, value)."""
+
+def rater(policy, device, game=connect_four):
+    """Priors (softmax over the legal moves, zero elsewhere) and values, clamped to [-1, 1], of
+    [B, CELLS] positions of `game` (its rules module) whose legal moves are `ok`, by `policy`
+    (obs, mask) -> (logits, value)."""
     @torch.inference_mode()
     def rate(mine, theirs, ok):
-        logits, values = policy(torch.as_tensor(boards(mine, theirs), device=device),
+        logits, values = policy(torch.as_tensor(game.boards(mine, theirs), device=device),
                                 torch.as_tensor(ok, device=device))
         priors = torch.softmax(logits.float(), -1).cpu().numpy()
         return priors * ok, values.float().clamp(-1, 1).cpu().numpy()
@@ -35,21 +49,26 @@ def rater(policy, device):
 class Trees:
     """The search trees of B games, `size` nodes each at most (one simulation adds one node)."""
 
-    def __init__(self, rate, mine, theirs, mask, size: int, c_puct: float = 1.5, noise=None):
-        """Roots: the positions (mine, theirs) [B, 42], moves limited to `mask` [B, 7]. `noise`
-        ([B, 7], or None): root priors become 0.75 * prior + 0.25 * noise, for exploration in
-        self-play (AlphaZero's Dirichlet noise)."""
+    def __init__(self, rate, mine, theirs, mask, size: int, c_puct: float = 1.5, noise=None,
+                 game=connect_four, gumbel=None, considered: int = 16):
+        """Roots: the positions (mine, theirs) [B, CELLS] of `game` (a rules module of
+        rlkit.games), moves limited to `mask` [B, A]. `noise` ([B, A], or None): root priors
+        become 0.75 * prior + 0.25 * noise, for exploration in self-play (AlphaZero's Dirichlet
+        noise). `gumbel` ([B, A] draws of Gumbel(0, 1), or None for PUCT): the Gumbel root over
+        the `considered` best moves by logit + `gumbel`."""
         b = len(mine)
         if not np.asarray(mask, bool).any(1).all():
             raise ValueError("every root needs a legal move: a finished or full board cannot be searched")
-        self.rate, self.c_puct = rate, c_puct
-        self.mine = np.zeros((b, size, ROWS * COLS), bool)
-        self.theirs = np.zeros((b, size, ROWS * COLS), bool)
-        self.prior = np.zeros((b, size, COLS), np.float32)
-        self.legal = np.zeros((b, size, COLS), bool)
-        self.visits = np.zeros((b, size, COLS))
-        self.total = np.zeros((b, size, COLS))
-        self.child = np.full((b, size, COLS), -1, np.int64)
+        self.rate, self.c_puct, self.game = rate, c_puct, game
+        a = game.NUM_ACTIONS
+        self.mine = np.zeros((b, size, game.CELLS), bool)
+        self.theirs = np.zeros((b, size, game.CELLS), bool)
+        self.prior = np.zeros((b, size, a), np.float32)
+        self.value = np.zeros((b, size))  # the network's, for the node's mover
+        self.legal = np.zeros((b, size, a), bool)
+        self.visits = np.zeros((b, size, a))
+        self.total = np.zeros((b, size, a))
+        self.child = np.full((b, size, a), -1, np.int64)
         self.end = np.full((b, size), np.nan)
         self.rated = np.zeros((b, size), bool)
         self.used = np.ones(b, np.int64)
@@ -59,31 +78,65 @@ class Trees:
         self.legal[:, 0] &= np.asarray(mask, bool)
         if noise is not None:
             self.prior[:, 0] = (0.75 * self.prior[:, 0] + 0.25 * noise) * self.legal[:, 0]
+        self.gumbel, self.sims = None, 0
+        if gumbel is not None:
+            self.gumbel = np.where(self.legal[:, 0], gumbel, 0.0)
+            keys = np.where(self.legal[:, 0], self.gumbel + gz.logits_of(self.prior[:, 0], self.legal[:, 0]), -np.inf)
+            rank = np.argsort(np.argsort(-keys, 1, kind="stable"), 1)
+            self.considering = np.minimum(considered, self.legal[:, 0].sum(1))  # moves considered per root
+            self.considered = rank < self.considering[:, None]
 
     def _expand(self, games, nodes) -> np.ndarray:
         mine, theirs = self.mine[games, nodes], self.theirs[games, nodes]
-        ok = legal(mine, theirs)
+        ok = self.game.legal(mine, theirs)
         priors, values = self.rate(mine, theirs, ok)
         self.prior[games, nodes], self.legal[games, nodes], self.rated[games, nodes] = priors, ok, True
+        self.value[games, nodes] = values
         return values
 
+    def _sigma_plus_logits(self, games, nodes) -> np.ndarray:
+        """logits + sigma(completed Q) of these nodes' moves, -inf for illegal ones."""
+        legal, visits = self.legal[games, nodes], self.visits[games, nodes]
+        completed = gz.completed_q(visits, self.total[games, nodes], self.prior[games, nodes], self.value[games, nodes])
+        return gz.logits_of(self.prior[games, nodes], legal) + gz.sigma(completed, visits, legal)
+
+    def _root_scores(self) -> np.ndarray:
+        """Gumbel + logits + sigma at each root, -inf outside the considered moves."""
+        root = np.zeros(len(self.games), np.int64)
+        return np.where(self.considered, self.gumbel + self._sigma_plus_logits(self.games, root), -np.inf)
+
+    def _choose(self, walking, n, at_root: bool) -> np.ndarray:
+        """The move each walking game takes at its node `n`."""
+        visits = self.visits[walking, n]
+        if self.gumbel is None:  # PUCT
+            q = np.where(visits > 0, self.total[walking, n] / np.maximum(visits, 1), 0.0)
+            u = self.c_puct * self.prior[walking, n] * np.sqrt(visits.sum(1, keepdims=True) + 1) / (1 + visits)
+            return np.argmax(np.where(self.legal[walking, n], q + u, -np.inf), 1)
+        if at_root:  # sequential halving: the best-scored considered move with this phase's visit count
+            scores = self._root_scores()
+            due = self.schedule[self.considering, self.sims][:, None]
+            ready = np.where(visits == due, scores, -np.inf)
+            return np.argmax(np.where(np.isfinite(ready).any(1, keepdims=True), ready, scores), 1)
+        scores = self._sigma_plus_logits(walking, n)
+        policy = np.exp(scores - scores.max(1, keepdims=True))
+        policy /= policy.sum(1, keepdims=True)
+        lag = policy - visits / (1 + visits.sum(1, keepdims=True))
+        return np.argmax(np.where(self.legal[walking, n], lag, -np.inf), 1)
+
     def _walk(self):
-        """Every game down by PUCT to a finished game or an unrated position. Returns the path
-        (per ply: the games still walking, their nodes and moves) and each game's last node."""
+        """Every game down to a finished game or an unrated position. Returns the path (per ply:
+        the games still walking, their nodes and moves) and each game's last node."""
         node, walking, path = np.zeros(len(self.games), np.int64), self.games, []
         while len(walking):
             n = node[walking]
-            visits, total = self.visits[walking, n], self.total[walking, n]
-            q = np.where(visits > 0, total / np.maximum(visits, 1), 0.0)
-            u = self.c_puct * self.prior[walking, n] * np.sqrt(visits.sum(1, keepdims=True) + 1) / (1 + visits)
-            col = np.argmax(np.where(self.legal[walking, n], q + u, -np.inf), 1)
+            col = self._choose(walking, n, at_root=not path)
             nxt = self.child[walking, n, col]
             new = nxt < 0
             if new.any():
                 g, parent, c = walking[new], n[new], col[new]
                 made = self.used[g]
                 self.used[g] += 1
-                self.mine[g, made], self.theirs[g, made], self.end[g, made] = drop(
+                self.mine[g, made], self.theirs[g, made], self.end[g, made] = self.game.play(
                     self.mine[g, parent], self.theirs[g, parent], c)
                 self.child[g, parent, c] = made
                 nxt[new] = made
@@ -93,6 +146,8 @@ class Trees:
         return path, node
 
     def simulate(self, sims: int) -> None:
+        if self.gumbel is not None:  # each root's visit schedule, by its number of considered moves
+            self.schedule = np.stack([gz.halving(m, self.sims + sims) for m in range(self.game.NUM_ACTIONS + 1)])
         for _ in range(sims):
             path, leaf = self._walk()
             value = self.end[self.games, leaf]
@@ -108,38 +163,56 @@ class Trees:
                 sign = np.where((depth[walking] - ply) % 2, -1.0, 1.0)
                 self.visits[walking, n, col] += 1
                 self.total[walking, n, col] += sign * value[walking]
+            self.sims += 1
 
     @property
     def root_visits(self) -> np.ndarray:
         return self.visits[:, 0]
 
+    def targets(self) -> np.ndarray:
+        """What the network learns the root's policy from: the visit shares (PUCT), or the
+        improved policy softmax(logits + sigma(completed Q)) (Gumbel)."""
+        if self.gumbel is None:
+            return self.visits[:, 0] / self.visits[:, 0].sum(1, keepdims=True)
+        return gz.improved(self.prior[:, 0], self.legal[:, 0], self.visits[:, 0], self.total[:, 0], self.value[:, 0])
+
     def best(self) -> np.ndarray:
-        """The most visited legal move at each root (ties: the higher prior)."""
+        """The move to play at each root. PUCT: the most visited legal move (ties: the higher
+        prior). Gumbel: of the considered moves visited most, the best by Gumbel + logits + sigma."""
+        if self.gumbel is not None:
+            scores = self._root_scores()
+            most = np.where(self.considered, self.visits[:, 0], -1).max(1, keepdims=True)
+            return np.argmax(np.where(self.considered & (self.visits[:, 0] == most), scores, -np.inf), 1)
         root = np.where(self.legal[:, 0], self.visits[:, 0] + 1e-3 * self.prior[:, 0], -np.inf)
         return np.argmax(root, 1)
 
 
-def search(policy, mine, theirs, mask, sims: int, c_puct: float = 1.5, device="cpu", noise=None) -> Trees:
-    """Searched trees of the positions (mine, theirs) [B, 42] with `sims` simulations each."""
-    trees = Trees(rater(policy, torch.device(device)), mine, theirs, mask, sims + 1, c_puct, noise)
+def search(policy, mine, theirs, mask, sims: int, c_puct: float = 1.5, device="cpu", noise=None,
+           game=connect_four, gumbel=None, considered: int = 16) -> Trees:
+    """Searched trees of the positions (mine, theirs) [B, CELLS] of `game` with `sims`
+    simulations each (see Trees for the rest)."""
+    trees = Trees(rater(policy, torch.device(device), game), mine, theirs, mask, sims + 1, c_puct, noise,
+                  game, gumbel, considered)
     trees.simulate(sims)
     return trees
 
 
 class MCTS(Player):
-    """A trained Connect Four agent that searches before it moves, as AlphaZero does (Silver et
-    al. 2018): `sims` simulations per move of rlkit.search's tree search over the agent's priors
-    and value head; the move is the most visited (ties: the policy's choice). Every game of a
-    batch searches in step, so that each simulation's new positions go through the network in
-    one forward pass."""
+    """A trained agent of a game with rules in arrays (rlkit.games) that searches before it
+    moves, as AlphaZero does (Silver et al. 2018): `sims` simulations per move of the PUCT tree
+    search over the agent's priors and value head; the move is the most visited (ties: the
+    policy's choice). Every game of a batch searches in step, so that each simulation's new
+    positions go through the network in one forward pass."""
 
-    def __init__(self, policy, name="policy", sims=200, c_puct=1.5, device="cpu"):
+    def __init__(self, policy, name="policy", sims=200, c_puct=1.5, device="cpu", game="connect_four"):
         self.policy, self.sims, self.c_puct, self.device = policy, sims, c_puct, torch.device(device)
+        self.game = rules(game)
         self.name = f"{name}+mcts{sims}"
 
     def act_batch(self, observations, masks) -> np.ndarray:
-        stones = np.asarray(observations).reshape(len(observations), 42, 2).astype(bool)
-        trees = search(self.policy, stones[..., 0], stones[..., 1], masks, self.sims, self.c_puct, self.device)
+        stones = np.asarray(observations).reshape(len(observations), self.game.CELLS, 2).astype(bool)
+        trees = search(self.policy, stones[..., 0], stones[..., 1], np.asarray(masks, bool), self.sims,
+                       self.c_puct, self.device, game=self.game)
         return trees.best().astype(np.int64)
 
 
@@ -160,11 +233,11 @@ class Lookahead(Player):
         """The tree below a position whose mover holds `mine`: a float for a decided position, an
         int (an index into `leaves`) for one the network values, or a list of (move, subtree)."""
         if depth == 0:
-            leaves.append(boards(mine[None], theirs[None])[0])
+            leaves.append(connect_four.boards(mine[None], theirs[None])[0])
             return len(leaves) - 1
         children = []
         for col in range(7):
-            after, end = move(mine, theirs, col)
+            after, end = connect_four.move(mine, theirs, col)
             if after is None:
                 continue
             if end is None:

@@ -24,13 +24,13 @@ class Scripted:
     def __init__(self, moves):
         self.moves, self.calls = list(moves), []
 
-    def __call__(self, policy, mine, theirs, mask, sims, c_puct, device, noise):
+    def __call__(self, policy, mine, theirs, mask, sims, c_puct, device, noise, game, gumbel, considered):
         self.calls.append((mine.copy(), theirs.copy(), mask.copy(), noise.copy()))
         col = self.moves.pop(0)
         visits = np.ones((len(mine), 7)) * mask
         visits[:, col] += 10
         trees = type("Trees", (), {})()
-        trees.root_visits, trees.best = visits, lambda: np.full(len(mine), col)
+        trees.targets, trees.best = lambda: visits / visits.sum(1, keepdims=True), lambda: np.full(len(mine), col)
         return trees
 
 
@@ -105,9 +105,10 @@ def test_update_learns_the_visit_shares_and_results_and_their_mirror_image():
     window = {"obs": c4.boards(mine, theirs), "masks": c4.legal(mine, theirs), "pi": pi,
               "z": np.array([1.0, -1.0], np.float32)}
     batch = {k: torch.as_tensor(np.concatenate([v] * 16)) for k, v in window.items()}  # 32 positions
-    batch["new"] = 32
-    small = {k: v[:31] for k, v in batch.items() if k != "new"}
-    assert alphazero.update(policy, optimizer, {**small, "new": 32}, cfg.algo) == {}  # less than a minibatch: no step
+    batch["new"], batch["game"] = 32, "connect_four"
+    small = {k: v[:31] for k, v in batch.items() if k not in ("new", "game")}
+    small.update(new=32, game="connect_four")
+    assert alphazero.update(policy, optimizer, small, cfg.algo) == {}  # less than a minibatch: no step
     for _ in range(10):
         stats = alphazero.update(policy, optimizer, batch, cfg.algo)
     assert stats["stats/gradient_steps"] == 32 and stats["loss/policy"] < 0.2 and stats["loss/value"] < 0.1
@@ -146,10 +147,10 @@ def test_alphazero_trains_from_the_command_line_and_its_agent_plays(tmp_path):
     assert checkpoint.load(shipped)["collector"] is None
     out = run_cli("rlkit.arena", "env=connect_four", f"agents=[{run},random]", "games=2", "mcts=4")
     assert out.returncode == 0 and "az+mcts4 vs random: " in out.stdout, out.stderr
-    bad = run_cli("rlkit.train", "env=tictactoe", "algo=alphazero", f"run_dir={tmp_path / 'bad'}")
+    bad = run_cli("rlkit.train", "env=go", "algo=alphazero", f"run_dir={tmp_path / 'bad'}")
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
-        "error: algo=alphazero searches with Connect Four's rules; env=tictactoe cannot use it "
-        "(use env=connect_four, or algo=ppo)"]
+        "error: algo=alphazero searches with a game's rules in arrays; env=go has none "
+        "(use env=connect_four or env=tictactoe, or algo=ppo)"]
     assert not (tmp_path / "bad").exists()
 
 
@@ -177,3 +178,39 @@ def test_connect_four_tunes_alphazero_apart_and_the_command_line_wins(tmp_path, 
                                          "python -m rlkit.train --help lists"):
         load_config(["env=connect_four", "algo=alphazero"])
     assert load_config(["env=connect_four"]).num_envs == 64  # the block of an algo not chosen is not read
+
+
+def test_tictactoe_trains_by_gumbel_search_and_its_loaded_agent_searches(tmp_path):
+    run = tmp_path / "ttt"
+    done = run_cli("rlkit.train", "env=tictactoe", "algo=alphazero", "algo.root=gumbel", "algo.sims=4",
+                   "num_envs=8", "algo.num_steps=8", "algo.batch_size=16", "total_steps=128", "progress=false",
+                   "env.selfplay.eval_games=2", f"run_dir={run}")
+    assert done.returncode == 0, done.stderr
+    from rlkit import load_agent
+    from rlkit.games import tictactoe
+
+    plain, searching = load_agent(run), load_agent(run, mcts=64)
+    # Positions where the mover completes a line at once: the barely trained network's greedy
+    # move (board agents play greedily by default) misses some; with search, every one is found.
+    rng = np.random.default_rng(0)
+    missed = 0
+    for _ in range(300):
+        stones = rng.permutation(9)[:rng.integers(4, 8)]
+        mine, theirs = np.zeros((1, 9), bool), np.zeros((1, 9), bool)
+        mine[0, stones[::2]], theirs[0, stones[1::2]] = True, True
+        mine, theirs = (theirs, mine) if len(stones) % 2 else (mine, theirs)  # the mover: as many stones or fewer
+        legal = tictactoe.legal(mine, theirs)[0]
+        wins = [m for m in np.flatnonzero(legal) if tictactoe.play(mine, theirs, np.array([m]))[2][0] == -1.0]
+        over = [tictactoe.won(int(np.dot(side[0], 1 << np.arange(9)))) for side in (mine, theirs)]
+        if any(over) or not wins:
+            continue
+        obs = tictactoe.boards(mine, theirs)[0]
+        missed += plain.act(obs, action_mask=legal) not in wins
+        assert searching.act(obs, action_mask=legal) in wins
+    assert missed > 0
+    with pytest.raises(UsageError, match="an agent that searches needs the legal moves"):
+        searching.act(obs)
+    with pytest.raises(UsageError, match="mcts must be 0 to"):
+        load_agent(run, mcts=-1)
+    arena = run_cli("rlkit.arena", "env=tictactoe", f"agents=[{run},minimax]", "games=2", "mcts=8")
+    assert arena.returncode == 0 and "ttt+mcts8 vs minimax: " in arena.stdout, arena.stderr

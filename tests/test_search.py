@@ -1,4 +1,4 @@
-"""rlkit.search: Connect Four's rules in arrays, checked move for move against PettingZoo, and the
+"""rlkit.search: the games' rules in arrays, checked move for move against PettingZoo, and the
 array tree search checked visit for visit against a plain one-node-at-a-time search."""
 import numpy as np
 import pytest
@@ -6,34 +6,40 @@ import torch
 
 from rlkit import search
 from rlkit.games import connect_four as c4
+from rlkit.games import rules as games_rules
 from tests.test_selfplay import CellValue, RandomNet, board
 
 
-def test_drop_and_legal_follow_pettingzoo_move_for_move():
-    from pettingzoo.classic import connect_four_v3
+@pytest.mark.parametrize("name,games", [("connect_four", 300), ("tictactoe", 2000)])
+def test_rules_follow_pettingzoo_move_for_move(name, games):
+    import importlib
 
-    env = connect_four_v3.env()
+    from rlkit.envs.board import GAMES
+
+    rules = games_rules(name)
+    env = importlib.import_module(GAMES[name][0]).env()
     rng = np.random.default_rng(0)
-    endings = set()
-    for game in range(30):
+    endings, moves = {}, 0
+    for game in range(games):
         env.reset(seed=game)
-        mine, theirs = np.zeros((1, 42), bool), np.zeros((1, 42), bool)
+        mine, theirs = np.zeros((1, rules.CELLS), bool), np.zeros((1, rules.CELLS), bool)
         while True:
             obs, _, done, _, _ = env.last()
-            if done:
-                break
-            assert (c4.boards(mine, theirs)[0] == obs["observation"]).all()
-            assert (c4.legal(mine, theirs)[0] == obs["action_mask"].astype(bool)).all()
-            col = int(rng.choice(np.flatnonzero(obs["action_mask"])))
-            env.step(col)
-            mine, theirs, end = c4.drop(mine, theirs, np.array([col]))
+            assert not done
+            assert (rules.boards(mine, theirs)[0] == obs["observation"]).all()
+            assert (rules.legal(mine, theirs)[0] == obs["action_mask"].astype(bool)).all()
+            move = int(rng.choice(np.flatnonzero(obs["action_mask"])))
+            env.step(move)
+            moves += 1
+            mine, theirs, end = rules.play(mine, theirs, np.array([move]))
             if env.terminations[env.agents[0]]:
                 mover = env.agent_selection  # PettingZoo leaves the turn with the side to move next
                 assert end[0] == env.rewards[mover] and end[0] in (-1.0, 0.0)
-                endings.add(float(end[0]))
+                endings[float(end[0])] = endings.get(float(end[0]), 0) + 1
                 break
             assert np.isnan(end[0])
-    assert -1.0 in endings  # games that were won, in rows, columns or diagonals
+    assert set(endings) == {-1.0, 0.0} or name == "connect_four" and -1.0 in endings  # won games, and drawn ones
+    assert moves > games * 5
 
 
 def test_a_full_board_without_four_is_a_draw():
@@ -121,3 +127,4 @@ def test_root_noise_steers_the_search():
     assert trees.best().tolist() == [5, 1]
     assert plain.best().tolist() == [0, 0]  # equal priors and values: ties go to the lowest column
     assert trees.prior[0, 0, 5] == pytest.approx(0.75 / 7 + 0.25)
+

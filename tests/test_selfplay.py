@@ -196,8 +196,11 @@ def test_search_options_are_checked():
     c4, ttt = load_config(["env=connect_four"]).env, load_config(["env=tictactoe"]).env
     with pytest.raises(UsageError, match="choose one search"):
         load_player("random", c4, lookahead=2, mcts=50)
-    with pytest.raises(UsageError, match="mcts=5: the tree search needs Connect Four's rules"):
-        load_player("random", ttt, mcts=5)
+    go = load_config(["env=go"]).env
+    with pytest.raises(UsageError, match=r"mcts=5: the tree search needs a game's rules in arrays \(connect_four, "
+                                         r"tictactoe\); for go use mcts=0"):
+        load_player("random", go, mcts=5)
+    assert load_player("random", ttt, mcts=5).name == "random"  # a baseline plays as it is
     with pytest.raises(UsageError, match="mcts must be 0 to"):
         load_player("random", c4, mcts=-1)
 
@@ -219,7 +222,8 @@ def test_alphabeta_depth_in_its_name_and_its_cache_changes_no_move():
     assert made["alphabeta"]().depth == 3 and made["alphabeta2"]().depth == 2 and made["alphabeta6"]().depth == 6
     with pytest.raises(UsageError, match=r"choose from: random, alphabeta, alphabeta1..alphabeta6$"):
         make_baseline("connect_four", "alphabeta7")
-    with pytest.raises(UsageError, match="no baseline 'alphabeta2' for tictactoe; choose from: random, minimax$"):
+    with pytest.raises(UsageError,
+                       match="no baseline 'alphabeta2' for tictactoe; choose from: random, minimax$"):
         make_baseline("tictactoe", "alphabeta2")
     # Cached values are the values: the same games whether each position is searched afresh or not.
     c4 = load_config(["env=connect_four"]).env

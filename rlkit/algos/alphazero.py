@@ -1,25 +1,33 @@
-"""AlphaZero-style self-play for Connect Four (Silver et al. 2018): `algo=alphazero`.
+"""AlphaZero-style self-play (Silver et al. 2018) for the board games with rules in arrays
+(rlkit.games: Connect Four, tic-tac-toe): `algo=alphazero`.
 
 Every move of every game is chosen by a tree search (rlkit.search) over the network being
-trained, which plays both seats. Each position is kept with the search's visit counts and, once
-its game is over, the result from its mover's side. The network learns to predict both: the
-policy by cross-entropy to the visit distribution, the value by squared error to the result. The
+trained, which plays both seats. Each position is kept with the search's policy target and,
+once its game is over, the result from its mover's side. The network learns to predict both:
+the policy by cross-entropy to the target, the value by squared error to the result. The
 search is the policy-improvement step, so the network learns from a stronger player than itself
 at every move, and its value head learns from finished games rather than from its own guesses.
 
-Exploration, as in AlphaZero: Dirichlet noise on the root priors, and for the first
-`temperature_moves` moves of each game the move is drawn in proportion to the visit counts (after
-that, the most visited). Each game opens with 0..`env.selfplay.opening_moves` uniformly random
-moves, not kept. Positions go into a window of the last `replay_size`; after each round of
-`num_steps` moves in every game the network takes `replay_ratio` * (moves made) / `batch_size`
-gradient steps on minibatches drawn from the window, each position seen as itself or its mirror
-image (the board's one symmetry under gravity), at random.
+`algo.root` chooses the search (rlkit.search). `puct`, as in AlphaZero: the target is the
+visit distribution; exploration is Dirichlet noise on the root priors, and for the first
+`temperature_moves` moves of each game the move is drawn in proportion to the visit counts
+(after that, the most visited). `gumbel`, as in Gumbel AlphaZero (Danihelka et al. 2022): the
+target is the improved policy, softmax(logits + sigma(completed Q)), which improves on the
+network even with a few simulations per move; the move played is the one sequential halving
+keeps among the `considered` drawn by Gumbel-top-k, which is the exploration. Each game opens
+with 0..`env.selfplay.opening_moves` uniformly random moves, not kept. Positions go into a
+window of the last `replay_size`; after each round of `num_steps` moves in every game the
+network takes `replay_ratio` * (moves made) / `batch_size` gradient steps on minibatches drawn
+from the window, each position seen as itself or as one of its images under the board's
+symmetries (Connect Four's mirror image; tic-tac-toe's rotations and reflections), at random.
 
 "Steps" here are moves, both seats' (with PPO's self-play env they are the learner's moves
 only). Checkpoints keep the window, so a resumed run trains on the positions it had (its games
-in progress start over). The opponent pool
-takes snapshots and rates them (Elo) as it does for PPO; no game is played against it."""
+in progress start over). The opponent pool takes snapshots and rates them (Elo) as it does for
+PPO; no game is played against it."""
 from __future__ import annotations
+
+from functools import cache
 
 import numpy as np
 import torch
@@ -28,11 +36,10 @@ from rlkit import search
 from rlkit.algos.common import step
 from rlkit.envs.selfplay import make_pool
 from rlkit.errors import UsageError
-from rlkit.games import connect_four as c4
+from rlkit.games import RULES, rules
 from rlkit.nets import log_policy
 from rlkit.symmetry import BoardSymmetries
 
-MIRROR = BoardSymmetries("connect_four", (c4.ROWS, c4.COLS), c4.COLS)  # views[1]: the mirror image
 ASYNC_ROLLOUT = False  # the search plays with the network being trained: no lagged copy
 AUGMENT = False        # the update mirrors positions itself
 
@@ -48,9 +55,9 @@ class SearchSelfPlay:
     A `Collector` (rlkit.algos), as rlkit.rollout.Rollout is."""
 
     def __init__(self, cfg, device: torch.device, seed: int):
-        if cfg.env.get("game") != "connect_four":
-            raise UsageError(f"algo=alphazero searches with Connect Four's rules; env={cfg.env.name} cannot use it "
-                             f"(use env=connect_four, or algo=ppo)")
+        if cfg.env.get("game") not in RULES:
+            raise UsageError(f"algo=alphazero searches with a game's rules in arrays; env={cfg.env.name} has none "
+                             f"(use env={' or env='.join(RULES)}, or algo=ppo)")
 
         if cfg.algo.replay_size < cfg.algo.batch_size:
             raise UsageError(f"algo.replay_size ({cfg.algo.replay_size}) must hold at least one minibatch "
@@ -58,25 +65,31 @@ class SearchSelfPlay:
         self.pool, self.observation_space, self.action_space = make_pool(cfg)
         self.cfg, self.device, self.restarts = cfg.algo, device, 0
         self.num_envs = g = cfg.num_envs
+        self.name, self.game = cfg.env.game, rules(cfg.env.game)
+        cells, a = self.game.CELLS, self.game.NUM_ACTIONS
         self.openings = cfg.env.selfplay.opening_moves
         self.rng = np.random.default_rng(seed)
-        self.mine, self.theirs = np.zeros((g, 42), bool), np.zeros((g, 42), bool)
+        self.mine, self.theirs = np.zeros((g, cells), bool), np.zeros((g, cells), bool)
         self.opened = np.zeros(g, np.int64)  # random opening moves
-        self.history: list[list] = [[] for _ in range(g)]  # per game, per searched move: (board, mask, visit shares)
+        self.history: list[list] = [[] for _ in range(g)]  # per game, per searched move: (board, mask, target)
         size = self.cfg.replay_size
-        self.window = {"obs": np.zeros((size, 6, 7, 2), np.int8), "masks": np.zeros((size, 7), bool),
-                       "pi": np.zeros((size, 7), np.float32), "z": np.zeros(size, np.float32)}
+        self.window = {"obs": np.zeros((size, *self.game.SHAPE, 2), np.int8), "masks": np.zeros((size, a), bool),
+                       "pi": np.zeros((size, a), np.float32), "z": np.zeros(size, np.float32)}
         self.filled = self.next = 0
         for i in range(g):
             self._new_game(i)
 
     def _new_game(self, i: int) -> None:
         """Game i starts over, with 0..`openings` random moves."""
-        mine, theirs = np.zeros((1, 42), bool), np.zeros((1, 42), bool)
+        game = self.game
+        mine, theirs = np.zeros((1, game.CELLS), bool), np.zeros((1, game.CELLS), bool)
         opened = self.rng.integers(self.openings + 1)
-        for _ in range(opened):  # a game cannot end within the first 6 moves
-            col = self.rng.choice(np.flatnonzero(c4.legal(mine, theirs)[0]))
-            mine, theirs, _ = c4.drop(mine, theirs, np.array([col]))
+        for _ in range(opened):
+            move = self.rng.choice(np.flatnonzero(game.legal(mine, theirs)[0]))
+            mine, theirs, end = game.play(mine, theirs, np.array([move]))
+            if not np.isnan(end[0]):  # too many random moves for this game: start over with none
+                mine, theirs, opened = np.zeros_like(mine), np.zeros_like(theirs), 0
+                break
         self.mine[i], self.theirs[i], self.opened[i], self.history[i] = mine[0], theirs[0], opened, []
 
     def _keep(self, i: int, end: float) -> None:
@@ -96,21 +109,26 @@ class SearchSelfPlay:
         """`num_steps` searched moves in every game. Returns the window (tensors sharing the
         window's memory: the update runs between collections, never beside one; `new`: the moves
         made) and the games finished: (the first player's result, +1/0/-1, number of moves)."""
-        cfg, episodes = self.cfg, []
+        cfg, game, episodes = self.cfg, self.game, []
+        a, puct = game.NUM_ACTIONS, cfg.root == "puct"
         for _ in range(cfg.num_steps):
-            mask = c4.legal(self.mine, self.theirs)
-            noise = self.rng.dirichlet(np.full(7, cfg.dirichlet_alpha), self.num_envs) * mask
-            noise /= noise.sum(1, keepdims=True)
-            trees = search.search(policy, self.mine, self.theirs, mask, cfg.sims, cfg.c_puct, self.device, noise)
-            visits = trees.root_visits
-            shares = visits / visits.sum(1, keepdims=True)
+            mask = game.legal(self.mine, self.theirs)
+            noise = draws = None
+            if puct:
+                noise = self.rng.dirichlet(np.full(a, cfg.dirichlet_alpha), self.num_envs) * mask
+                noise /= noise.sum(1, keepdims=True)
+            else:
+                draws = self.rng.gumbel(size=mask.shape)
+            trees = search.search(policy, self.mine, self.theirs, mask, cfg.sims, cfg.c_puct, self.device, noise,
+                                  game=game, gumbel=draws, considered=cfg.considered)
+            targets = trees.targets().astype(np.float32)
             moves = trees.best()
-            obs, targets = c4.boards(self.mine, self.theirs), shares.astype(np.float32)
+            obs = game.boards(self.mine, self.theirs)
             for i, history in enumerate(self.history):
-                if len(history) < cfg.temperature_moves:
-                    moves[i] = self.rng.choice(7, p=shares[i])
+                if puct and len(history) < cfg.temperature_moves:
+                    moves[i] = self.rng.choice(a, p=targets[i] / targets[i].sum())
                 history.append((obs[i], mask[i], targets[i]))
-            self.mine, self.theirs, end = c4.drop(self.mine, self.theirs, moves)
+            self.mine, self.theirs, end = game.play(self.mine, self.theirs, moves)
             for i in np.flatnonzero(~np.isnan(end)):
                 self._keep(i, end[i])
                 length = self.opened[i] + len(self.history[i])
@@ -119,7 +137,7 @@ class SearchSelfPlay:
                 self._new_game(i)
         n = self.filled
         batch = {k: torch.from_numpy(v[:n]) for k, v in self.window.items()}
-        batch["new"] = cfg.num_steps * self.num_envs
+        batch["new"], batch["game"] = cfg.num_steps * self.num_envs, self.name
         return batch, episodes
 
     def state(self) -> dict:
@@ -139,10 +157,31 @@ class SearchSelfPlay:
         pass
 
 
+@cache
+def symmetries(game: str) -> BoardSymmetries:
+    board = rules(game)
+    return BoardSymmetries(game, board.SHAPE, board.NUM_ACTIONS)
+
+
+def images(game: str, obs, masks, pi):
+    """Each position (boards [B, H, W, 2], masks and targets [B, A]) as itself or as one of its
+    images under `game`'s symmetries, drawn uniformly for each."""
+    sym = symmetries(game)
+    chosen = torch.randint(len(sym.views), (len(obs),))
+    obs, masks, pi = obs.clone(), masks.clone(), pi.clone()
+    for v in range(1, len(sym.views)):
+        rows = (chosen == v).nonzero().flatten()
+        came_from = sym.maps[v][0]  # came_from[the image's move] = the position's own move
+        obs[rows] = sym.view(obs[rows], *sym.views[v])
+        masks[rows], pi[rows] = masks[rows][:, came_from], pi[rows][:, came_from]
+    return obs, masks, pi
+
+
 def update(policy, optimizer, batch, cfg) -> dict:
     """`replay_ratio` * batch["new"] / `batch_size` gradient steps on minibatches of the window:
-    cross-entropy of the policy to the search's visit shares, squared error of the value to the
-    game's result, each position mirrored at random. Nothing until the window holds a minibatch."""
+    cross-entropy of the policy to the search's targets, squared error of the value to the game's
+    result, each position seen under one of batch["game"]'s symmetries at random. Nothing until
+    the window holds a minibatch."""
     size = batch["z"].shape[0]
     if size < cfg.batch_size:
         return {}
@@ -150,10 +189,8 @@ def update(policy, optimizer, batch, cfg) -> dict:
     losses = []
     for _ in range(max(1, round(cfg.replay_ratio * batch["new"] / cfg.batch_size))):
         idx = torch.randint(size, (cfg.batch_size,))
-        obs, masks, pi, z = (batch[k][idx] for k in ("obs", "masks", "pi", "z"))
-        flip = torch.rand(cfg.batch_size) < 0.5
-        obs = torch.where(flip[:, None, None, None], MIRROR.view(obs, *MIRROR.views[1]), obs)
-        masks, pi = (torch.where(flip[:, None], x[:, MIRROR.maps[1][0]], x) for x in (masks, pi))
+        obs, masks, pi = images(batch["game"], *(batch[k][idx] for k in ("obs", "masks", "pi")))
+        z = batch["z"][idx]
         obs, masks, pi, z = (x.to(device, non_blocking=True) for x in (obs, masks, pi, z))
         logits, value = policy(obs, masks)
         logp = log_policy(logits)

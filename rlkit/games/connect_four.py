@@ -7,22 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from rlkit.games import lines_of, planes, settle
+
 ROWS, COLS = 6, 7
-
-
-def _lines() -> np.ndarray:
-    """The 69 lines of four, as cell indices [69, 4]."""
-    lines = []
-    for r in range(ROWS):
-        for c in range(COLS):
-            for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
-                cells = [(r + k * dr, c + k * dc) for k in range(4)]
-                if all(0 <= rr < ROWS and 0 <= cc < COLS for rr, cc in cells):
-                    lines.append([rr * COLS + cc for rr, cc in cells])
-    return np.array(lines)
-
-
-LINES = _lines()
+SHAPE, CELLS, NUM_ACTIONS = (ROWS, COLS), ROWS * COLS, COLS
+LINES = lines_of(SHAPE, 4)  # the 69 lines of four
 
 
 def legal(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
@@ -38,14 +27,15 @@ def drop(mine: np.ndarray, theirs: np.ndarray, cols: np.ndarray):
     rows = ROWS - 1 - filled[np.arange(len(cols)), :, cols].sum(1)
     after = mine.copy()
     after[np.arange(len(cols)), rows * COLS + cols] = True
-    won = after[:, LINES].all(-1).any(-1)
-    full = (after | theirs).all(-1)
-    return theirs.copy(), after, np.where(won, -1.0, np.where(full, 0.0, np.nan))
+    return settle(after, theirs, LINES)
+
+
+play = drop  # the name every game's rules give it (rlkit.games)
 
 
 def boards(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     """[B, 42] stones -> [B, 6, 7, 2] int8 planes, as PettingZoo shows the mover."""
-    return np.stack([mine, theirs], -1).reshape(-1, ROWS, COLS, 2).astype(np.int8)
+    return planes(mine, theirs, SHAPE)
 
 
 THROUGH = [LINES[(LINES == i).any(1)] for i in range(ROWS * COLS)]  # the lines of four through each cell
