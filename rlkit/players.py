@@ -6,9 +6,10 @@ and MCTS, are in rlkit.search; `rlkit.agent.load_player` makes any of them from 
 
 Observations are from the mover's point of view: channel 0 holds the mover's stones, channel 1
 the opponent's. Baselines: `random`; `minimax` (perfect tic-tac-toe, memoized; a random choice
-among the best moves, the quickest win first); `alphabeta` (Connect Four, a configurable depth,
-a heuristic evaluation of the lines of four at the horizon; `alphabeta1`..`alphabeta6` fix the
-depth in the name, so an opponent pool can hold one)."""
+among the best moves, the quickest win first); `openspiel` (tic-tac-toe and Connect Four:
+OpenSpiel's MCTS bot, 1,000 simulations with random rollouts, rlkit.openspiel_bot); `alphabeta`
+(Connect Four, a configurable depth, a heuristic evaluation of the lines of four at the horizon;
+`alphabeta1`..`alphabeta6` fix the depth in the name, so an opponent pool can hold one)."""
 from __future__ import annotations
 
 import numpy as np
@@ -220,6 +221,10 @@ def baselines(game: str, depth: int = 4, seed=None) -> dict:
     if game == "connect_four":
         out["alphabeta"] = lambda: AlphaBeta(depth, seed)  # the depth asked for (depth=N)
         out.update({f"alphabeta{d}": (lambda d=d: AlphaBeta(d, seed)) for d in range(1, MAX_DEPTH + 1)})
+    if game in ("tictactoe", "connect_four"):
+        from rlkit.openspiel_bot import OpenSpielMCTS  # pyspiel only when chosen
+
+        out["openspiel"] = lambda: OpenSpielMCTS(game, seed)
     return out
 
 

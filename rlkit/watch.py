@@ -11,7 +11,7 @@ MP4 or GIF and the path is printed; `record=none` plays without a window or vide
 agent over many episodes. Every episode's return and length are printed, then their mean with
 a 95% bootstrap interval and the lowest return.
 Board games are drawn in the terminal move by move: the agent against itself, or `opponent=`
-(random, minimax, alphabeta, or another run)."""
+(random, minimax, alphabeta, openspiel, or another run)."""
 from __future__ import annotations
 
 import os

@@ -128,3 +128,31 @@ def test_root_noise_steers_the_search():
     assert plain.best().tolist() == [0, 0]  # equal priors and values: ties go to the lowest column
     assert trees.prior[0, 0, 5] == pytest.approx(0.75 / 7 + 0.25)
 
+
+@pytest.mark.parametrize("name", ["connect_four", "tictactoe"])
+def test_openspiel_bot_sees_the_position_pettingzoo_shows(name):
+    import importlib
+
+    from rlkit.envs.board import GAMES
+    from rlkit.openspiel_bot import OpenSpielMCTS
+
+    bot = OpenSpielMCTS(name, seed=0, sims=20)
+    env = importlib.import_module(GAMES[name][0]).env()
+    rng = np.random.default_rng(1)
+    checked = 0
+    for game in range(40):
+        env.reset(seed=game)
+        while not any(env.terminations.values()):
+            obs = env.last()[0]
+            state = bot.position(obs["observation"])
+            # The rebuilt state: the same side to move, the same legal moves, the same stones.
+            assert state.legal_actions() == np.flatnonzero(obs["action_mask"]).tolist()
+            cells = np.array([list(row) for row in str(state).split()])  # the top row first; x moved first
+            me = state.current_player()
+            assert (obs["observation"][..., 0] == (cells == "xo"[me])).all()
+            assert (obs["observation"][..., 1] == (cells == "xo"[1 - me])).all()
+            checked += 1
+            env.step(int(rng.choice(np.flatnonzero(obs["action_mask"]))))
+    assert checked > 200
+    win_now = board([35, 36, 37], [28, 29, 30], (6, 7)) if name == "connect_four" else board([0, 1], [3, 4])
+    assert bot.act(*win_now) == (3 if name == "connect_four" else 2)  # it takes a win in one

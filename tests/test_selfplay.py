@@ -220,10 +220,10 @@ def test_alphabeta_depth_in_its_name_and_its_cache_changes_no_move():
 
     made = baselines("connect_four", depth=3)
     assert made["alphabeta"]().depth == 3 and made["alphabeta2"]().depth == 2 and made["alphabeta6"]().depth == 6
-    with pytest.raises(UsageError, match=r"choose from: random, alphabeta, alphabeta1..alphabeta6$"):
+    with pytest.raises(UsageError, match=r"choose from: random, alphabeta, openspiel, alphabeta1..alphabeta6$"):
         make_baseline("connect_four", "alphabeta7")
     with pytest.raises(UsageError,
-                       match="no baseline 'alphabeta2' for tictactoe; choose from: random, minimax$"):
+                       match="no baseline 'alphabeta2' for tictactoe; choose from: random, minimax, openspiel$"):
         make_baseline("tictactoe", "alphabeta2")
     # Cached values are the values: the same games whether each position is searched afresh or not.
     c4 = load_config(["env=connect_four"]).env
@@ -380,7 +380,7 @@ def test_play_as_second_and_bad_input():
     assert bad.returncode == 2 and "not a board game; choose from: board, connect_four, go, tictactoe" in bad.stderr
     bad = run_cli("rlkit.arena", "env=connect_four", "agents=[random,minimax]")
     assert bad.returncode == 2
-    assert "nor a baseline for connect_four (random, alphabeta, alphabeta1..alphabeta6)" in bad.stderr
+    assert "nor a baseline for connect_four (random, alphabeta, openspiel, alphabeta1..alphabeta6)" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 
