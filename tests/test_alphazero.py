@@ -190,24 +190,30 @@ def test_tictactoe_trains_by_gumbel_search_and_its_loaded_agent_searches(tmp_pat
     from rlkit.games import tictactoe
 
     plain, searching = load_agent(run), load_agent(run, mcts=64)
-    # Positions where the mover completes a line at once: the barely trained network's greedy
-    # move (board agents play greedily by default) misses some; with search, every one is found.
-    rng = np.random.default_rng(0)
-    missed = 0
+    # Positions where the mover wins only by completing a line at once (every other move throws
+    # the win away, by minimax): the barely trained network's greedy move (board agents play
+    # greedily by default) misses some; with search, every one is found.
+    from rlkit.players import Minimax
+
+    rng, perfect, missed, found = np.random.default_rng(0), Minimax(), 0, 0
     for _ in range(300):
         stones = rng.permutation(9)[:rng.integers(4, 8)]
         mine, theirs = np.zeros((1, 9), bool), np.zeros((1, 9), bool)
         mine[0, stones[::2]], theirs[0, stones[1::2]] = True, True
         mine, theirs = (theirs, mine) if len(stones) % 2 else (mine, theirs)  # the mover: as many stones or fewer
         legal = tictactoe.legal(mine, theirs)[0]
-        wins = [m for m in np.flatnonzero(legal) if tictactoe.play(mine, theirs, np.array([m]))[2][0] == -1.0]
         over = [tictactoe.won(int(np.dot(side[0], 1 << np.arange(9)))) for side in (mine, theirs)]
-        if any(over) or not wins:
+        if any(over):
             continue
+        wins = [m for m in np.flatnonzero(legal) if tictactoe.play(mine, theirs, np.array([m]))[2][0] == -1.0]
         obs = tictactoe.boards(mine, theirs)[0]
+        winning = [m for m, v in perfect.move_values(obs).items() if v > 0]
+        if not wins or sorted(winning) != sorted(wins):
+            continue
+        found += 1
         missed += plain.act(obs, action_mask=legal) not in wins
         assert searching.act(obs, action_mask=legal) in wins
-    assert missed > 0
+    assert found > 20 and missed > 0
     with pytest.raises(UsageError, match="an agent that searches needs the legal moves"):
         searching.act(obs)
     with pytest.raises(UsageError, match="mcts must be 0 to"):

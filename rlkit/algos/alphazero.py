@@ -167,7 +167,9 @@ def images(game: str, obs, masks, pi):
     """Each position (boards [B, H, W, 2], masks and targets [B, A]) as itself or as one of its
     images under `game`'s symmetries, drawn uniformly for each."""
     sym = symmetries(game)
-    chosen = torch.randint(len(sym.views), (len(obs),))
+    # Uniform over the views, and for Connect Four's two the very draws of the mirror-only update
+    # this replaced (view 1 where a uniform draw is below 0.5), so seeded runs repeat exactly.
+    chosen = len(sym.views) - 1 - (torch.rand(len(obs)) * len(sym.views)).long()
     obs, masks, pi = obs.clone(), masks.clone(), pi.clone()
     for v in range(1, len(sym.views)):
         rows = (chosen == v).nonzero().flatten()
