@@ -41,7 +41,7 @@ from rlkit.nets import log_policy
 from rlkit.symmetry import BoardSymmetries
 
 ASYNC_ROLLOUT = False  # the search plays with the network being trained: no lagged copy
-AUGMENT = False        # the update mirrors positions itself
+AUGMENT = False        # the update takes the board's symmetric images itself
 
 
 def make_collector(cfg, device: torch.device, seed: int) -> SearchSelfPlay:
