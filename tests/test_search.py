@@ -10,7 +10,7 @@ from rlkit.games import rules as games_rules
 from tests.test_selfplay import CellValue, RandomNet, board
 
 
-@pytest.mark.parametrize("name,games", [("connect_four", 300), ("tictactoe", 2000)])
+@pytest.mark.parametrize("name,games", [("connect_four", 100), ("tictactoe", 1000)])
 def test_rules_follow_pettingzoo_move_for_move(name, games):
     import importlib
 
