@@ -22,7 +22,7 @@ from rlkit import elo
 from rlkit.agent import load_player
 from rlkit.config import SEED, UsageError, board_env, cli, command_args
 from rlkit.envs.selfplay import play_match
-from rlkit.players import MAX_DEPTH, against_minimax
+from rlkit.players import MAX_DEPTH, against_minimax, baselines
 
 DEFAULTS = {"env": "", "agents": [], "games": 100, "depth": 4, "greedy": True, "seed": 0, "lookahead": 0,
             "symmetric": False, "mcts": 0, "openings": 0}
@@ -74,7 +74,7 @@ def exhaustive(names, players, specs) -> str:
     minimax's best moves), in each seat: "never loses to minimax" checked exactly."""
     lines = []
     for name, player, spec in zip(names, players, specs):
-        if spec in ("random", "minimax", "openspiel"):  # baselines: only trained agents are checked
+        if spec in baselines("tictactoe"):  # only trained agents are checked
             continue
         seats = [against_minimax(player, seat) for seat in (0, 1)]
         lost = sum(c["lost"] for c in seats)
