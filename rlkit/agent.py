@@ -57,7 +57,6 @@ class Agent:
         self.observation_space, self.action_space = observation_space, action_space  # as trained
         self.state = None  # a core's memory of the game being played (None: a new game)
         self.searcher = searcher  # load_agent(mcts=N): the tree search that chooses every move
-        self.board = cfg.env.family == "board"
 
     def make_env(self, render_mode=None):
         """A single Gymnasium env with the preprocessing this agent was trained on."""
@@ -116,7 +115,7 @@ class Agent:
                 raise UsageError("an agent that searches needs the legal moves: act(observation, action_mask=...)")
             return self.searcher.act(observation, np.asarray(action_mask, bool))
         probs, _ = self.observe(observation, action_mask)
-        greedy = self.board if deterministic is None else deterministic
+        greedy = self.cfg.env.family == "board" if deterministic is None else deterministic
         if greedy:
             return int(probs.argmax())
         return int(torch.multinomial(torch.from_numpy(probs), 1).item())
@@ -161,20 +160,26 @@ def policy_for(weights: dict, model_cfg, observation_space, action_space, board:
     return policy
 
 
+def check_mcts(mcts: int, game: str | None = None) -> None:
+    """That `mcts` simulations per move are in range and, for `game`, that it has rules to search."""
+    if not 0 <= mcts <= MAX_SIMS:
+        raise UsageError(f"mcts must be 0 to {MAX_SIMS} simulations per move, got {mcts}")
+    if mcts and game is not None and game not in RULES:
+        raise UsageError(f"mcts={mcts}: the tree search needs a game's rules in arrays ({', '.join(RULES)}); "
+                         f"for {game} use mcts=0")
+
+
 def load_agent(path, device: str = "cpu", mcts: int = 0) -> Agent:
     """A run folder (its newest intact checkpoint; damaged newer ones are named on stderr), a
     checkpoint file, an agent folder, or an exported ONNX agent (`*.onnx`, run by ONNX Runtime on
     the CPU whatever `device` says). The file is data: see rlkit.checkpoint and rlkit.onnx_agent.
     `mcts` > 0: a board-game agent whose `act` searches that many simulations per move
     (rlkit.search.MCTS; games with rules in arrays, memoryless networks)."""
-    if not 0 <= mcts <= MAX_SIMS:
-        raise UsageError(f"mcts must be 0 to {MAX_SIMS} simulations per move, got {mcts}")
+    check_mcts(mcts)
     agent = _load(Path(path), pick_device(str(device)))
     if mcts:
         game = agent.cfg.env.get("game", agent.cfg.env.name)
-        if game not in RULES:
-            raise UsageError(f"mcts={mcts}: the tree search needs a game's rules in arrays ({', '.join(RULES)}); "
-                             f"{path} plays {game}: use mcts=0")
+        check_mcts(mcts, game)
         if agent.cfg.model.core != "none":
             raise UsageError(f"mcts={mcts}: the tree search rates positions alone; {path} remembers past moves "
                              f"(model.core={agent.cfg.model.core}): use mcts=0")
@@ -236,11 +241,7 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
     if lookahead and env_cfg.game != "connect_four":
         raise UsageError(f"lookahead={lookahead}: looking ahead needs Connect Four's rules; for {env_cfg.game} use "
                          f"lookahead=0")
-    if not 0 <= mcts <= MAX_SIMS:
-        raise UsageError(f"mcts must be 0 to {MAX_SIMS} simulations per move, got {mcts}")
-    if mcts and env_cfg.game not in RULES:
-        raise UsageError(f"mcts={mcts}: the tree search needs a game's rules in arrays ({', '.join(RULES)}); "
-                         f"for {env_cfg.game} use mcts=0")
+    check_mcts(mcts, env_cfg.game)
     if mcts and lookahead:
         raise UsageError(f"choose one search: lookahead={lookahead} (every line to a depth) or mcts={mcts} "
                          f"(simulations)")

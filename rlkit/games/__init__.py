@@ -9,6 +9,8 @@ next, and the result for that side: -1.0 lost, 0.0 drawn, NaN still open) and `b
 planes PettingZoo shows the mover, [B, rows, columns, 2] int8). `RULES` lists them."""
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 from rlkit.errors import UsageError
@@ -42,15 +44,12 @@ def planes(mine: np.ndarray, theirs: np.ndarray, shape: tuple[int, int]) -> np.n
     return np.stack([mine, theirs], -1).reshape(-1, *shape, 2).astype(np.int8)
 
 
+RULES = ("connect_four", "tictactoe")  # the games with a module of rules here
+
+
 def rules(game: str):
     """The module of `game`'s rules in arrays, or a one-line error naming the games that have them."""
-    from rlkit.games import connect_four, tictactoe
-
-    known = {"connect_four": connect_four, "tictactoe": tictactoe}
-    if game not in known:
-        raise UsageError(f"the tree search needs a game's rules in arrays: {', '.join(known)} have them, "
+    if game not in RULES:
+        raise UsageError(f"the tree search needs a game's rules in arrays: {', '.join(RULES)} have them, "
                          f"{game} does not")
-    return known[game]
-
-
-RULES = ("connect_four", "tictactoe")  # the games `rules` knows
+    return importlib.import_module(f"rlkit.games.{game}")  # one of RULES: rlkit's own modules only
