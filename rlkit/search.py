@@ -30,8 +30,6 @@ from rlkit import gumbel as gz
 from rlkit.games import connect_four, rules
 from rlkit.players import Player
 
-ROOTS = ("puct", "gumbel")
-
 
 def rater(policy, device, game=connect_four):
     """Priors (softmax over the legal moves, zero elsewhere) and values, clamped to [-1, 1], of
