@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from rlkit import precision
 from rlkit.envs import make_env, make_vec
 from rlkit.errors import RunError, UsageError
 from rlkit.nets import make_policy
@@ -52,8 +53,8 @@ class Worker:
         torch.manual_seed(seed)
         envs = make_vec(cfg)
         self.policy = make_policy(cfg.model, envs.single_observation_space, envs.single_action_space)
-        if cfg.amp:
-            self.policy.amp_dtype = torch.bfloat16
+        # A worker acts on its CPU: fp16 (a CUDA learner's) is left to what this CPU runs fast.
+        precision.apply(self.policy, "auto" if cfg.amp == "fp16" else cfg.amp, torch.device("cpu"))
         self.rollout = Rollout(envs, torch.device("cpu"), cfg.algo.num_steps, seed, gamma=cfg.algo.gamma,
                                bootstrap=bootstrap, remake=lambda: make_vec(cfg), seq_len=cfg.algo.get("seq_len"))
 

@@ -224,6 +224,7 @@ class ActorCritic(nn.Module):
         self.actor = layer_init(nn.Linear(self.core.out_dim, num_actions), std=0.01)
         self.critic = layer_init(nn.Linear((critic_core or self.core).out_dim, 1), std=1.0)
         self.amp_dtype = None  # e.g. torch.bfloat16: run the encoder under autocast (the cores stay fp32)
+        self.grad_scaler = None  # fp16's loss scaling (rlkit.precision)
 
     @property
     def state_sizes(self) -> list[int]:

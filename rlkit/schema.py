@@ -18,6 +18,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from rlkit.errors import UsageError
 
 BIG = 10**12
+# Older spellings of a key's values, read as the current ones (older run folders, agents and commands).
+ALIASES: dict[str, dict[bool, str]] = {"amp": {True: "bf16", False: "off"}}
 DEVICE = re.compile(r"auto|cpu|cuda|mps|cuda:[0-9]{1,2}")  # ASCII digits: '²'.isdigit() is True
 
 
@@ -52,7 +54,9 @@ SCHEMA: dict[str, Key] = {
     "num_envs": positive(4096, "games stepped at once (per Ray worker with runner=ray)"),
     "seed": span(0, 2**31 - 1, "seeds Python, NumPy, PyTorch and the envs"),
     "device": Key("auto (CUDA when there is one), cpu, cuda, cuda:N or mps"),
-    "amp": Key("autocast the encoder to bf16"),
+    "amp": Key("the encoder's precision: auto (bf16 where the hardware has it, fp16 on CUDA without it, "
+               "else fp32), bf16, fp16 (CUDA) or off (fp32); true and false read as bf16 and off",
+               choices=("auto", "bf16", "fp16", "off")),
     "compile": Key("torch.compile the policy"),
     "torch_threads": span(0, 1024, "PyTorch's CPU threads (0: PyTorch's default)"),
     "vector": Key("sync: envs stepped in this process; async: one process each, shared memory",
@@ -199,6 +203,8 @@ def check_types(cfg: DictConfig, base: DictConfig, prefix: str = "") -> None:
     null default takes its schema `kind` or null), lists their schema element type and length."""
     for key in base:
         ref, value, path = base[key], cfg[key], f"{prefix}{key}"
+        if isinstance(value, bool) and path in ALIASES:
+            value = cfg[key] = ALIASES[path][value]
         rule = SCHEMA.get(path, Key(""))
         if isinstance(ref, DictConfig):
             if not isinstance(value, DictConfig):
@@ -224,7 +230,8 @@ def check_types(cfg: DictConfig, base: DictConfig, prefix: str = "") -> None:
             ok = isinstance(value, bool) if isinstance(ref, bool) else is_a(value, float) if isinstance(ref, float) \
                 else type(value) is type(ref)
             if not ok:
-                raise UsageError(f"{path} must be {type_name(ref)}, got {value!r}")
+                wanted = f"one of: {', '.join(rule.choices)};" if rule.choices else f"{type_name(ref)},"
+                raise UsageError(f"{path} must be {wanted} got {value!r}")
             if isinstance(ref, float):
                 cfg[key] = float(value)
 

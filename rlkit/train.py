@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from rlkit import checkpoint, video
+from rlkit import checkpoint, precision, video
 from rlkit.agent import check_fits, pick_device, spaces_of
 from rlkit.algos import ALGOS
 from rlkit.async_rollout import AsyncCollector
@@ -118,6 +118,7 @@ def train(cfg, resume_from: dict | None = None, weights: dict | None = None) -> 
     """Run (or continue) training; a new run may start from `weights` (a state dict that fits
     `cfg.model`, e.g. a pruned network to fine-tune). Returns (run folder, whether it was stopped early)."""
     device = pick_device(cfg.device)
+    precision.check(cfg.amp, device)  # before any work
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
@@ -159,11 +160,10 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
     """The loop; `trained`: the seconds the run trained before this process (its `minutes=` budget
     is the whole run's, over any number of resumes)."""
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    if cfg.amp:
-        policy.amp_dtype = torch.bfloat16
     net = torch.compile(policy) if cfg.compile else policy  # what acts and learns; `policy` holds the weights
     spaces = spaces_of(collector.observation_space, collector.action_space)
     logger = Logger(run_dir, cfg, start_step=step, progress=cfg.progress)
+    logger.note(precision.apply(policy, cfg.amp, device))
     def save(name: str, update: int) -> None:
         seconds = trained + math.ceil(time.monotonic() - begun)
         checkpoint.save(run_dir / "checkpoints" / name, policy, optimizer, cfg, spaces,

@@ -156,11 +156,11 @@ def test_alphazero_trains_from_the_command_line_and_its_agent_plays(tmp_path):
 
 def test_connect_four_tunes_alphazero_apart_and_the_command_line_wins(tmp_path, monkeypatch):
     cfg = load_config(["env=connect_four", "algo=alphazero"])
-    assert (cfg.num_envs, cfg.amp, cfg.total_steps) == (256, True, 1700000)
-    mine = load_config(["env=connect_four", "algo=alphazero", "num_envs=8", "amp=false"])
-    assert (mine.num_envs, mine.amp) == (8, False)
+    assert (cfg.num_envs, cfg.total_steps) == (256, 1700000)
+    mine = load_config(["env=connect_four", "algo=alphazero", "num_envs=8", "total_steps=1000"])
+    assert (mine.num_envs, mine.total_steps) == (8, 1000)
     ppo = load_config(["env=connect_four"])
-    assert (ppo.num_envs, ppo.amp) == (64, False)
+    assert (ppo.num_envs, ppo.total_steps) == (64, 3500000)
     with pytest.raises(UsageError, match="algo.sims must be > 0"):
         load_config(["env=connect_four", "algo=alphazero", "algo.sims=0"])
     with pytest.raises(UsageError, match=r"algo.replay_size \(100\) must hold at least one minibatch"):
@@ -172,7 +172,7 @@ def test_connect_four_tunes_alphazero_apart_and_the_command_line_wins(tmp_path, 
 
     shutil.copytree(config_dir(), tmp_path / "configs")
     env_file = tmp_path / "configs" / "env" / "connect_four.yaml"
-    env_file.write_text(env_file.read_text().replace("amp: true}", "amp: true, runner: ray}"))
+    env_file.write_text(env_file.read_text().replace("1700000}", "1700000, runner: ray}"))
     monkeypatch.setenv("RLKIT_CONFIGS", str(tmp_path / "configs"))
     with pytest.raises(UsageError, match="env connect_four: tuned alphazero: 'runner' is not a key; valid: the keys "
                                          "python -m rlkit.train --help lists"):

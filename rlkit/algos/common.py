@@ -11,10 +11,20 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def step(policy: nn.Module, optimizer, loss: torch.Tensor, max_grad_norm: float) -> None:
+    """One clipped optimizer step; under fp16 (the policy's `grad_scaler`), on the scaled loss,
+    skipped when the gradients overflowed."""
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    scaler = getattr(policy, "grad_scaler", None)
+    if scaler is None:
+        loss.backward()
+        nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
     nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
-    optimizer.step()
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
