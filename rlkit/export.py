@@ -122,7 +122,7 @@ def export_pruned(agent, spaces, opts, obs, masks, out: Path, argv, source: str)
 
     run_cfg = OmegaConf.merge(small_cfg, {"total_steps": opts["finetune_steps"], "run_dir": str(out / "run"),
                                           "resume": None, "minutes": 0.0, "video_every": 0, "seed": opts["seed"],
-                                          "amp": False,  # fp32: bf16 is slow on CPUs without bf16 units
+                                          "amp": "auto",  # not the agent's own: bf16 is slow on CPUs without bf16 units
                                           "progress": opts["progress"]})
     run_dir, stopped = train(run_cfg, weights={k: v.detach().clone() for k, v in small.state_dict().items()})
     if stopped:
