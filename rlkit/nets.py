@@ -223,8 +223,8 @@ class ActorCritic(nn.Module):
         self.recurrent = self.core.recurrent
         self.actor = layer_init(nn.Linear(self.core.out_dim, num_actions), std=0.01)
         self.critic = layer_init(nn.Linear((critic_core or self.core).out_dim, 1), std=1.0)
-        self.amp_dtype = None  # e.g. torch.bfloat16: run the encoder under autocast (the cores stay fp32)
-        self.grad_scaler = None  # fp16's loss scaling (rlkit.precision)
+        self.amp_dtype = None  # e.g. torch.bfloat16: the encoder under autocast (rlkit.precision; cores stay fp32)
+        self.critic_detached = False  # the critic reads the features detached: its loss trains its own layers only
 
     @property
     def state_sizes(self) -> list[int]:
@@ -240,19 +240,19 @@ class ActorCritic(nn.Module):
         sequence = starts is not None and starts.dim() == 2
         with torch.autocast(obs.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             h = self.encoder(obs.flatten(0, 1) if sequence else obs)
-        h = h.float()
-        if sequence:
-            h = h.view(*starts.shape, -1)
+        h = h.float().view(*starts.shape, -1) if sequence else h.float()
         seen = heard = h  # what the actor and the critic read
         if state is not None and self.recurrent:  # (a memoryless policy's empty state passes through)
             mine, theirs = state.split(self.state_sizes, -1)
             seen, mine = unroll(self.core, h, mine, starts) if sequence else self.core(h, mine, starts)
+            heard = seen
             if self.critic_core is not None:
-                heard, theirs = unroll(self.critic_core, h, theirs, starts) if sequence \
-                    else self.critic_core(h, theirs, starts)
-            else:
-                heard = seen
+                given = h.detach() if self.critic_detached else h
+                heard, theirs = unroll(self.critic_core, given, theirs, starts) if sequence \
+                    else self.critic_core(given, theirs, starts)
             state = torch.cat([mine, theirs], -1)
+        if self.critic_detached and heard is seen:  # (a critic core of its own read them detached)
+            heard = heard.detach()
         logits = self.actor(seen)
         if action_mask is not None:
             logits = logits.masked_fill(~action_mask.bool(), MASKED_LOGIT)
@@ -260,10 +260,9 @@ class ActorCritic(nn.Module):
         return (logits, value) if state is None else (logits, value, state)
 
     def prepare(self, obs: torch.Tensor) -> torch.Tensor:
-        """Under `amp`, a batch of frames converted once, as the encoder would convert them on
-        every pass (scaled, in its memory layout, in the autocast dtype), for an update that
-        runs many passes over it: the same values, without PPO's epochs redoing two conversions
-        for every minibatch (BENCHMARKS.md has the time it saves). In fp32, gathering minibatches
+        """Under `amp`, a batch of frames converted once as the encoder would on every pass (scaled,
+        in its memory layout and autocast dtype), for an update of many passes: PPO's epochs skip two
+        conversions per minibatch (BENCHMARKS.md has the time saved). In fp32, gathering minibatches
         of 4-byte floats costs what it saves, so frames stay uint8 there."""
         prepare = getattr(self.encoder, "prepare", None)
         if prepare is None or self.amp_dtype is None or obs.dtype != torch.uint8:

@@ -170,11 +170,9 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
                         {"step": step, "update": update, "seconds": seconds},
                         pool.state() if pool is not None else None, collector.state())
 
-    batch_steps = cfg.algo.num_steps * collector.num_envs
-    # Counted from the steps left: a resumed run may collect wider or narrower batches (runner.workers).
-    num_updates = start_update + math.ceil((cfg.total_steps - step) / batch_steps)
-    if cfg.get("async_rollout", False):
-        collector = AsyncCollector(collector, policy, num_updates - start_update)
+    batch_steps = cfg.algo.num_steps * collector.num_envs  # a batch's steps, unless it says ("steps")
+    if cfg.get("async_rollout", False):  # (its algorithms' batches are all batch_steps)
+        collector = AsyncCollector(collector, policy, math.ceil((cfg.total_steps - step) / batch_steps))
     # Board games are watched in the terminal (rlkit.play), not as TensorBoard videos.
     evaluation = video.EvalVideo(policy, cfg, device) if cfg.video_every and cfg.env.family != "board" else None
     last_ckpt, last_video, stop = step, step, StopRequest()
@@ -182,47 +180,48 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
     deadline = begun + 60 * cfg.minutes - trained if cfg.minutes else math.inf
     if pool is not None and fresh:
         logger.scalars(step, pool.maybe_snapshot(policy, step))  # the first snapshot: the untrained policy
+    update, last = start_update, step >= cfg.total_steps
     try:
-        for update in range(start_update + 1, num_updates + 1):
-            lr = cfg.algo.lr * (1 - (update - 1) / num_updates if cfg.algo.anneal_lr else 1)
+        while not last:
+            update += 1
+            lr = cfg.algo.lr * (1 - step / cfg.total_steps if cfg.algo.anneal_lr else 1)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             restarts = collector.restarts
             batch, episodes = collector.collect(net)
             if collector.restarts > restarts:
                 logger.note(f"envs or Ray workers failed and were restarted ({collector.restarts} so far)")
-            step += batch_steps
-            if update < num_updates and time.monotonic() >= deadline:  # the budget: this update is the last
+            step += batch.pop("steps", batch_steps)
+            last = step >= cfg.total_steps
+            if not last and time.monotonic() >= deadline:  # the budget: this update is the last
                 logger.note(f"the {cfg.minutes:g}-minute budget ends training at step {step} of {cfg.total_steps}")
-                num_updates = update
+                last = True
             if symmetries is not None:
                 batch = symmetries.augment(net, batch)
             stats = algo.update(net, optimizer, batch, cfg.algo)
             check_finite(policy, stats, step, run_dir)
             logger.episodes_done(step, episodes)
-            if update % cfg.log_every == 0 or update == num_updates:
+            if update % cfg.log_every == 0 or last:
                 logger.scalars(step, {**stats, "lr": lr, "time/sps": logger.sps(step),
                                       "env/restarts": collector.restarts})
-            if evaluation and (step - last_video >= cfg.video_every or update == num_updates):
+            if evaluation and (step - last_video >= cfg.video_every or last):
                 logger.note(f"evaluation video at step {step}: return {evaluation.log(logger.writer, step).ret:g}")
                 last_video = step
             if pool is not None:
                 logger.scalars(step, pool.maybe_snapshot(policy, step))
             logger.advance(step)
-            if stop.requested and update < num_updates:
+            if stop.requested and not last:
                 save(f"step_{step}.safetensors", update)
                 print(logger.close(step, run_dir))
                 again = (f" runner={cfg.runner.name}" if cfg.runner.name != "local" else "") \
                     + (" compile=true" if cfg.compile else "")  # what a checkpoint cannot turn on
                 print(f"stopped at step {step}; continue with:\n  python -m rlkit.train resume={run_dir}{again}")
                 return run_dir, True
-            if cfg.checkpoint_every and step - last_ckpt >= cfg.checkpoint_every and update < num_updates:
+            if cfg.checkpoint_every and step - last_ckpt >= cfg.checkpoint_every and not last:
                 save(f"step_{step}.safetensors", update)
                 checkpoint.prune(run_dir, cfg.keep_checkpoints)
                 last_ckpt = step
-            if update == num_updates:  # the budget may have made this update the last
-                break
-        save("final.safetensors", num_updates)
+        save("final.safetensors", update)
     finally:
         stop.restore()
         collector.close()

@@ -33,7 +33,7 @@ def test_env_tuned_values_apply_and_command_line_wins():
     assert explicit.algo.num_steps == 7 and explicit.num_envs == 3
     assert explicit.algo.epochs == 20  # the other tuned values still apply
     other_algo = load_config(["env=cartpole", "algo=reinforce"])
-    assert other_algo.algo.num_steps == 500  # reinforce's own tuned block, not ppo's
+    assert (other_algo.algo.num_steps, other_algo.algo.lr) == (32, 0.01)  # reinforce's own tuned block, not ppo's
 
 
 def test_issue_example_composes():

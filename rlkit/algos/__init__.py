@@ -14,7 +14,8 @@ from rlkit.algos import alphazero, ppo, reinforce
 class Collector(Protocol):
     """Where an algorithm's batches come from: rlkit.rollout.Rollout (on-policy games in this
     process), rlkit.distributed.RayCollector (the same on Ray actors), rlkit.async_rollout.AsyncCollector
-    (either, one rollout ahead), rlkit.algos.alphazero.SearchSelfPlay (searched self-play)."""
+    (either, one rollout ahead), rlkit.algos.alphazero.SearchSelfPlay (searched self-play),
+    rlkit.algos.reinforce.EpisodeBatches (rollouts gathered into batches of whole episodes)."""
 
     num_envs: int          # games stepped at once: a batch covers num_steps * num_envs agent steps
     restarts: int          # envs or workers that failed and were replaced so far
@@ -23,7 +24,8 @@ class Collector(Protocol):
     pool: Any              # self-play's opponent pool (rlkit.pool.OpponentPool), or None
 
     def collect(self, policy: torch.nn.Module) -> tuple[dict, list[tuple[float, int]]]:
-        """One batch for the update, and the episodes that ended meanwhile as (return, length)."""
+        """One batch for the update, and the episodes that ended meanwhile as (return, length). A
+        batch that did not cost num_steps * num_envs agent steps says what it cost: batch["steps"]."""
 
     def state(self) -> dict | None:
         """What a checkpoint must keep for a resumed run to go on ({"tensors", "meta"}), or None."""
