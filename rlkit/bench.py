@@ -101,24 +101,24 @@ def run(module: str, overrides: list[str], run_dir: Path) -> dict:
     if code != 0:
         raise RunError(f"{module} failed (exit {code}); see {log}")
     loaded = load_run(run_dir)
-    return {**{k: loaded["summary"][k] for k in ("steps", "seconds", "peak_rss_mib")},
-            "episodes": loaded["episodes"], "means": loaded["summary"].get("episode_means")}
+    return {**{k: loaded["summary"][k] for k in ("steps", "seconds", "peak_rss_mib")}, "episodes": loaded["episodes"],
+            "means": loaded["summary"].get("episode_means"), "precision": loaded["summary"].get("precision", "fp32")}
 
 
 def table(opts, raw, results) -> str:
     thr, win = opts["threshold"], opts["window"]
     head = f"mean of last {win} >= {thr:g}" if thr is not None else "threshold"
-    lines = [f"| run | steps | wall s | steps/s | vs raw env | steps to {head} | seconds to it | final mean return "
-             f"| peak MiB |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-             f"| raw env, random actions | | | {raw:,.0f} | 1.00 | | | | |"]
+    lines = [f"| run | precision | steps | wall s | steps/s | vs raw env | steps to {head} | seconds to it "
+             f"| final mean return | peak MiB |", "| --- | --- |" + " ---: |" * 8,
+             f"| raw env, random actions | | | | {raw:,.0f} | 1.00 | | | | |"]
     for name, r in results.items():
         sps = r["steps"] / r["seconds"]
         hit = crossing(r["episodes"], thr, span(r, win))
         final = f"{np.mean([x for _, x, _ in r['episodes'][-span(r, win):]]):.1f}" if r["episodes"] \
             else "no episode ended"
         reach = (f"{hit[0]:,} | {hit[1]:.0f}" if hit else "not reached | -") if thr is not None else "- | -"
-        lines.append(f"| {name} | {r['steps']:,} | {r['seconds']:.0f} | {sps:,.0f} | {sps / raw:.2f} | {reach} "
-                     f"| {final} | {r['peak_rss_mib']:.0f} |")
+        lines.append(f"| {name} | {r['precision']} | {r['steps']:,} | {r['seconds']:.0f} | {sps:,.0f} "
+                     f"| {sps / raw:.2f} | {reach} | {final} | {r['peak_rss_mib']:.0f} |")
     items = list(results.items())  # with a peer: rlkit, peer, rlkit, peer, ...
     pairs = [(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)] if opts.get("peer", "sb3") != "none" \
         else []

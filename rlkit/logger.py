@@ -54,12 +54,13 @@ class Logger:
         self.bar.update(step - self.bar.n)
         self.bar.set_postfix_str(f"return {self.mean_return():.1f}")
 
-    def close(self, step: int, run_dir) -> str:
+    def close(self, step: int, run_dir, **facts) -> str:
+        """End the run's log; `facts` (e.g. its precision) go into summary.json beside the numbers."""
         self.bar.close()
         self.writer.flush()
         self.writer.close()
         write_summary(run_dir, steps=step, seconds=time.time() - self.start_time, sps=self.sps(step),
-                      episodes=self.episodes, recent_return=self.mean_return())
+                      episodes=self.episodes, recent_return=self.mean_return(), **facts)
         minutes = (time.time() - self.start_time) / 60
         return (f"done: {step} steps in {minutes:.1f} min ({self.sps(step):.0f} steps/s), {self.episodes} episodes, "
                 f"mean return of the last {len(self.recent)}: {self.mean_return():.2f}\n"

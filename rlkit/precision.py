@@ -51,6 +51,11 @@ def choose(amp: str, device: torch.device, encoder: torch.nn.Module) -> tuple[st
     return "off", f"not chosen automatically on {device.type}"
 
 
+def name(policy: torch.nn.Module) -> str:
+    """The precision `policy`'s encoder runs at: bf16, fp16 or fp32."""
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(policy.amp_dtype, "fp32")
+
+
 def apply(policy: torch.nn.Module, amp: str, device: torch.device) -> str:
     """Set `policy` to run at `amp`'s precision on `device`; returns the line that says which and why."""
     chosen, why = choose(amp, device, policy.encoder)

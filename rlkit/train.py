@@ -212,7 +212,7 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
             logger.advance(step)
             if stop.requested and not last:
                 save(f"step_{step}.safetensors", update)
-                print(logger.close(step, run_dir))
+                print(logger.close(step, run_dir, precision=precision.name(policy)))
                 again = (f" runner={cfg.runner.name}" if cfg.runner.name != "local" else "") \
                     + (" compile=true" if cfg.compile else "")  # what a checkpoint cannot turn on
                 print(f"stopped at step {step}; continue with:\n  python -m rlkit.train resume={run_dir}{again}")
@@ -227,7 +227,7 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
         collector.close()
         if evaluation:
             evaluation.close()
-    print(logger.close(step, run_dir))
+    print(logger.close(step, run_dir, precision=precision.name(policy)))
     return run_dir, False
 
 

@@ -25,11 +25,13 @@ def test_bench_options_are_split_from_training_overrides():
 
 
 def test_table_ratios():
-    run = {"steps": 1000, "seconds": 10.0, "episodes": [(500, 5.0, 4.0), (1000, 5.0, 8.0)], "peak_rss_mib": 300.4}
-    peer = {"steps": 1000, "seconds": 20.0, "episodes": [(900, 5.0, 16.0), (1000, 5.0, 20.0)], "peak_rss_mib": 512}
+    run = {"steps": 1000, "seconds": 10.0, "episodes": [(500, 5.0, 4.0), (1000, 5.0, 8.0)], "peak_rss_mib": 300.4,
+           "precision": "bf16"}
+    peer = {"steps": 1000, "seconds": 20.0, "episodes": [(900, 5.0, 16.0), (1000, 5.0, 20.0)], "peak_rss_mib": 512,
+            "precision": "fp32"}
     text = table({"threshold": 5.0, "window": 2}, 400.0, {"rlkit": run, "peer": peer})
-    assert "| rlkit | 1,000 | 10 | 100 | 0.25 | 1,000 | 8 | 5.0 | 300 |" in text
-    assert "| peer | 1,000 | 20 | 50 | 0.12 | 1,000 | 20 | 5.0 | 512 |" in text
+    assert "| rlkit | bf16 | 1,000 | 10 | 100 | 0.25 | 1,000 | 8 | 5.0 | 300 |" in text  # each row says its precision
+    assert "| peer | fp32 | 1,000 | 20 | 50 | 0.12 | 1,000 | 20 | 5.0 | 512 |" in text
     assert "steps/s, rlkit / peer: **2.00x**; wall-clock to the threshold, peer / rlkit: **2.50x**" in text
 
 
@@ -54,13 +56,13 @@ def test_repeated_runs_report_each_pair_and_the_median_ratio():
         split_args(["repeats=0"])
 
     def result(seconds):
-        return {"steps": 1000, "seconds": seconds, "episodes": [], "peak_rss_mib": 300}
+        return {"steps": 1000, "seconds": seconds, "episodes": [], "peak_rss_mib": 300, "precision": "fp32"}
 
     runs = {"rlkit #1": result(10.0), "SB3 PPO #1": result(20.0), "rlkit #2": result(10.0),
             "SB3 PPO #2": result(15.0), "rlkit #3": result(8.0), "SB3 PPO #3": result(24.0)}
     text = table({"threshold": None, "window": 100}, 400.0, runs)
     assert "run by run: 2.00x, 1.50x, 3.00x; median **2.00x**" in text
-    assert "| SB3 PPO #2 | 1,000 | 15 | 67 |" in text
+    assert "| SB3 PPO #2 | fp32 | 1,000 | 15 | 67 |" in text
     alone = table({"threshold": None, "window": 100, "peer": "none"}, 400.0, {"a": result(10.0), "b": result(5.0)})
     assert "x**" not in alone  # no peer: no ratios between rlkit's own runs
 
@@ -85,10 +87,10 @@ def test_a_run_too_short_for_an_episode_still_gets_its_speed(tmp_path):
     assert load_run(run_dir)["episodes"] == []
     with pytest.raises(UsageError, match="logged no episode/return and has no config.yaml"):
         load_run(logged_no_episode("other"))
-    run = {"steps": 1000, "seconds": 10.0, "episodes": [], "peak_rss_mib": 300.0}
-    peer = {"steps": 1000, "seconds": 20.0, "episodes": [], "peak_rss_mib": 500.0}
+    run = {"steps": 1000, "seconds": 10.0, "episodes": [], "peak_rss_mib": 300.0, "precision": "fp32"}
+    peer = {"steps": 1000, "seconds": 20.0, "episodes": [], "peak_rss_mib": 500.0, "precision": "fp32"}
     text = table({"threshold": None, "window": 100}, 400.0, {"rlkit": run, "peer": peer})
-    assert "| rlkit | 1,000 | 10 | 100 | 0.25 | - | - | no episode ended | 300 |" in text
+    assert "| rlkit | fp32 | 1,000 | 10 | 100 | 0.25 | - | - | no episode ended | 300 |" in text
     assert "steps/s, rlkit / peer: **2.00x**" in text
 
 

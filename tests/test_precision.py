@@ -73,10 +73,15 @@ def test_older_true_and_false_read_as_bf16_and_off():
 
 
 def test_the_run_says_which_precision_it_chose(train, monkeypatch, capsys):
+    import json
+
     monkeypatch.setattr(precision, "cpu_bf16", lambda: "AMX")
-    train("env=cartpole", "total_steps=256", "num_envs=2", "algo.num_steps=128")
+    run = train("env=cartpole", "total_steps=256", "num_envs=2", "algo.num_steps=128")
     said = capsys.readouterr().err
     assert "precision: fp32 (a MLP encoder: auto autocasts only convolutional ones; amp=auto)" in said
+    assert json.loads((run / "summary.json").read_text())["precision"] == "fp32"  # what rlkit.bench's rows say
+    run = train("env=cartpole", "amp=bf16", "total_steps=256", "num_envs=2", "algo.num_steps=128", name="bf16")
+    assert json.loads((run / "summary.json").read_text())["precision"] == "bf16"
 
 
 def _spaces():
