@@ -163,7 +163,7 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
     net = torch.compile(policy) if cfg.compile else policy  # what acts and learns; `policy` holds the weights
     spaces = spaces_of(collector.observation_space, collector.action_space)
     logger = Logger(run_dir, cfg, start_step=step, progress=cfg.progress)
-    logger.note(precision.apply(policy, cfg.amp, device))
+    print(precision.apply(policy, cfg.amp, device))  # stdout: stderr holds only an error, in one line
     def save(name: str, update: int) -> None:
         seconds = trained + math.ceil(time.monotonic() - begun)
         checkpoint.save(run_dir / "checkpoints" / name, policy, optimizer, cfg, spaces,

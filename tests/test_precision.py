@@ -77,7 +77,7 @@ def test_the_run_says_which_precision_it_chose(train, monkeypatch, capsys):
 
     monkeypatch.setattr(precision, "cpu_bf16", lambda: "AMX")
     run = train("env=cartpole", "total_steps=256", "num_envs=2", "algo.num_steps=128")
-    said = capsys.readouterr().err
+    said = capsys.readouterr().out
     assert "precision: fp32 (a MLP encoder: auto autocasts only convolutional ones; amp=auto)" in said
     assert json.loads((run / "summary.json").read_text())["precision"] == "fp32"  # what rlkit.bench's rows say
     run = train("env=cartpole", "amp=bf16", "total_steps=256", "num_envs=2", "algo.num_steps=128", name="bf16")

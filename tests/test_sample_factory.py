@@ -124,7 +124,7 @@ def test_bench_runs_it_as_the_peer_and_takes_its_means_as_they_are(fake_sf, tmp_
     # its last logged mean (80) and the first at 50 or more (the fake logs at 1/4 .. 4/4 of the
     # 256 steps: 192), not means of its means
     row = next(line for line in report.splitlines() if line.startswith("| Sample Factory |")).split(" | ")
-    assert row[1] == "256" and row[5] == "192" and row[7] == "80.0"
+    assert row[1] == "fp32" and row[2] == "256" and row[6] == "192" and row[8] == "80.0"
     assert "steps/s, rlkit ppo / Sample Factory: **" in report
 
 
