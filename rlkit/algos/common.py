@@ -10,16 +10,14 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - x.mean()) / (x.std() + 1e-8) if x.numel() > 1 else x - x.mean()
 
 
+UNSCALED = torch.amp.GradScaler("cpu", enabled=False)  # a scaler that passes everything through
+
+
 def step(policy: nn.Module, optimizer, loss: torch.Tensor, max_grad_norm: float) -> None:
     """One clipped optimizer step; under fp16 (the policy's `grad_scaler`), on the scaled loss,
     skipped when the gradients overflowed."""
     optimizer.zero_grad(set_to_none=True)
-    scaler = getattr(policy, "grad_scaler", None)
-    if scaler is None:
-        loss.backward()
-        nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
-        optimizer.step()
-        return
+    scaler = getattr(policy, "grad_scaler", None) or UNSCALED
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
     nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
