@@ -19,9 +19,9 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from rlkit.config import UsageError, cli, command_options, default_run_dir, load_config
+from rlkit.encoders import is_image
 from rlkit.envs import make_env
 from rlkit.logger import Logger
-from rlkit.nets import is_image
 
 SB3 = ("sb3_ppo", "sb3_recurrent_ppo", "sb3_a2c", "sb3_dqn")
 PEERS = (*SB3, "sample_factory")  # Sample Factory runs in its own environment: rlkit.sample_factory

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from rlkit.encoders import BoardCNN, ImpalaCNN, NatureCNN
 from rlkit.errors import UsageError
-from rlkit.nets import BoardCNN, ImpalaCNN, NatureCNN
 
 CONVOLUTIONAL = (NatureCNN, ImpalaCNN, BoardCNN)  # the encoders `auto` autocasts
 

@@ -176,6 +176,8 @@ SCHEMA: dict[str, Key] = {
     "model.memory": positive(1024, "steps the memory Transformer attends over (core=transformer)"),
     "model.critic_core": Key("the critic gets a core of its own, as sb3-contrib's RecurrentPPO does (else it reads "
                              "the actor's)"),
+    "model.critic_encoder": Key("the critic gets an encoder of its own, and a core with a core: a network that "
+                                "shares no layer with the actor (else it reads the actor's features)"),
     # runner
     "runner.name": Key("local, or ray (rollouts on Ray actors)"),
     "runner.workers": positive(4096, "Ray workers, each stepping num_envs envs"),

@@ -16,8 +16,9 @@ from omegaconf import OmegaConf
 from torch import nn
 from tqdm import tqdm
 
+from rlkit.encoders import BoardCNN, NatureCNN
 from rlkit.errors import UsageError
-from rlkit.nets import MASKED_LOGIT, ActorCritic, BoardCNN, NatureCNN, log_policy, make_policy
+from rlkit.nets import MASKED_LOGIT, ActorCritic, log_policy, make_policy
 
 DEFAULT_CHANNELS = {NatureCNN: [32, 64, 64], BoardCNN: [64, 64, 64]}
 
@@ -71,8 +72,12 @@ def encoder_of(policy: nn.Module, what: str):
 
 
 def smaller_config(cfg, channels: list[int], hidden: int):
-    """`cfg` with the network's widths replaced (everything else as the agent was trained)."""
-    cfg = OmegaConf.merge(cfg, {"model": {"channels": list(map(int, channels)), "hidden": int(hidden)}})
+    """`cfg` with the network's widths replaced (everything else as the agent was trained, but a
+    critic with an encoder of its own: the smaller network's critic reads the actor's features)."""
+    model = {"channels": list(map(int, channels)), "hidden": int(hidden)}
+    if cfg.model.get("critic_encoder"):
+        model["critic_encoder"] = False
+    cfg = OmegaConf.merge(cfg, {"model": model})
     OmegaConf.set_struct(cfg, True)
     return cfg
 
@@ -103,7 +108,8 @@ def prune(policy: ActorCritic, cfg, keep: float, spaces, keep_units: float | Non
         conv.bias.copy_(bias)
     small.encoder.fc[0].weight.copy_(w[rows])
     small.encoder.fc[0].bias.copy_(fc.bias[rows])
-    for head in ("actor", "critic"):
+    # A critic with an encoder of its own read other features: its pruned head starts afresh.
+    for head in ("actor",) if policy.critic_encoder is not None else ("actor", "critic"):
         getattr(small, head).weight.copy_(getattr(policy, head).weight[:, rows])
         getattr(small, head).bias.copy_(getattr(policy, head).bias)
     return small, small_cfg

@@ -82,3 +82,17 @@ def test_a_prepared_batch_gives_exactly_what_raw_frames_give(model, space, amp):
         assert torch.equal(got, want)
     if amp is not None and model in ("cnn", "impala"):
         assert prepared.dtype == amp  # converted once, not again for every minibatch
+
+
+@pytest.mark.parametrize("core", ["none", "lstm"])
+def test_a_critic_network_of_its_own_shares_no_layer_with_the_actor(core):
+    cfg = load_config(["model=cnn", f"model.core={core}", "model.critic_encoder=true"])
+    policy = make_policy(cfg.model, IMAGE, gym.spaces.Discrete(3))
+    assert (policy.critic_core is not None) == policy.recurrent  # with memory, the critic has its own
+    obs = sample(IMAGE, 4)
+    state, starts = policy.initial_state(4), torch.zeros(4, dtype=torch.bool)
+    for out, mine in ((0, lambda n: not n.startswith("critic")), (1, lambda n: n.startswith("critic"))):
+        policy.zero_grad(set_to_none=True)
+        policy(obs, None, state, starts)[out].sum().backward()  # logits (0), then the value (1)
+        touched = {n for n, p in policy.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+        assert touched and all(mine(n) for n in touched), sorted(touched)

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 from rlkit import precision
 from rlkit.algos.common import step
 from rlkit.config import UsageError, load_config
-from rlkit.nets import MLP, ImpalaCNN, NatureCNN, Transformer
+from rlkit.encoders import MLP, ImpalaCNN, NatureCNN, Transformer
 from rlkit.schema import check_types
 
 CPU = torch.device("cpu")

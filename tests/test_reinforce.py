@@ -76,12 +76,12 @@ def test_a_batch_waits_for_its_episodes_and_max_carry_drops_the_oldest_steps():
     assert learned(batch) == [s * N + 2 for s in range(12, 17)]
 
 
-def cartpole_policy():
+def cartpole_policy(*overrides: str):
     import gymnasium as gym
     import numpy as np
 
     torch.manual_seed(0)
-    cfg = load_config(["env=cartpole", "algo=reinforce"])
+    cfg = load_config(["env=cartpole", "algo=reinforce", *overrides])
     space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
     return cfg, make_policy(cfg.model, space, gym.spaces.Discrete(2))
 
@@ -119,12 +119,15 @@ def test_on_policy_steps_weigh_one_and_older_ones_their_truncated_ratio():
     assert stats["stats/importance_weight"] == pytest.approx(1.0, abs=1e-6)
 
 
-def test_the_baseline_loss_trains_the_value_head_and_never_the_policy():
-    cfg, policy = cartpole_policy()
+@pytest.mark.parametrize("own", [False, True], ids=["value-head", "critic-network"])
+def test_the_baseline_loss_trains_the_value_head_and_never_the_policy(own):
+    cfg, policy = cartpole_policy(f"model.critic_encoder={str(own).lower()}")
     algo = OmegaConf.merge(cfg.algo, {"max_grad_norm": 1e9, "baseline": True})
     _, light = grads(policy, a_batch(policy), OmegaConf.merge(algo, {"vf_coef": 1e-3}))
     _, heavy = grads(policy, a_batch(policy), OmegaConf.merge(algo, {"vf_coef": 10.0}))
     assert not torch.allclose(light["critic.weight"], heavy["critic.weight"])
+    if own:  # the critic's own encoder learns from its loss
+        assert not torch.allclose(light["critic_encoder.net.1.weight"], heavy["critic_encoder.net.1.weight"])
     for name in light:
-        if not name.startswith("critic."):
+        if not name.startswith("critic"):  # (critic., and critic_encoder. with a network of its own)
             torch.testing.assert_close(light[name], heavy[name], msg=name)
