@@ -144,9 +144,9 @@ SCHEMA: dict[str, Key] = {
     "algo.max_grad_norm": Key("gradients clipped to this norm", 0, 1e6, above=True),
     "algo.target_kl": Key("stop an update's epochs once the approximate KL passes this (null: never)", 0, 100,
                           above=True, kind=float),
-    "algo.baseline": Key("REINFORCE subtracts a learned value from the return (a head on the policy's features, "
-                         "detached)"),
+    "algo.baseline": Key("REINFORCE subtracts a learned value from the return (detached from the policy)"),
     "algo.batch_episodes": positive(10**6, "REINFORCE learns once this many episodes have ended"),
+    "algo.baseline_epochs": positive(100, "REINFORCE: gradient steps on the baseline per batch (the policy takes one)"),
     "algo.max_carry": positive(10**7, "REINFORCE keeps at most this many steps a game of episodes still running"),
     "algo.sims": positive(10**5, "tree-search simulations per move"),
     "algo.root": Key("the tree search: puct (AlphaZero) or gumbel (Gumbel AlphaZero: Gumbel-top-k and "

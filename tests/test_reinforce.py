@@ -131,3 +131,19 @@ def test_the_baseline_loss_trains_the_value_head_and_never_the_policy(own):
     for name in light:
         if not name.startswith("critic"):  # (critic., and critic_encoder. with a network of its own)
             torch.testing.assert_close(light[name], heavy[name], msg=name)
+
+
+@pytest.mark.parametrize("own", [False, True], ids=["value-head", "critic-network"])
+def test_baseline_epochs_step_the_baseline_again_and_the_policy_once(own):
+    moved = {}
+    for epochs in (1, 3):
+        cfg, policy = cartpole_policy(f"model.critic_encoder={str(own).lower()}")
+        before = {k: p.detach().clone() for k, p in policy.named_parameters()}
+        optimizer = torch.optim.Adam(policy.parameters(), lr=1e-2)
+        reinforce.update(policy, optimizer, a_batch(policy), OmegaConf.merge(cfg.algo, {"baseline_epochs": epochs}))
+        moved[epochs] = {k: p.detach() - before[k] for k, p in policy.named_parameters()}
+    for name, delta in moved[1].items():
+        if name.startswith("critic"):  # the baseline moved further
+            assert not torch.allclose(delta, moved[3][name]), name
+        else:  # the policy took the same single step
+            torch.testing.assert_close(delta, moved[3][name], msg=name)

@@ -119,10 +119,13 @@ def update(policy, optimizer, batch, cfg) -> dict:
     if not memory:  # only the steps learned from are evaluated
         data = {k: v[keep] for k, v in data.items()}
     getattr(policy, "_orig_mod", policy).critic_detached = True  # (through torch.compile's wrapper)
-    logp, entropy, value = logp_entropy_value(policy, data["obs"], data["actions"], data.get("masks"), **memory)
-    ret, behaviour = data["ret"], data["behaviour"]
-    if memory:
-        logp, entropy, value, ret, behaviour = (x[keep] for x in (logp, entropy, value, ret, behaviour))
+
+    def evaluate():
+        out = logp_entropy_value(policy, data["obs"], data["actions"], data.get("masks"), **memory)
+        return [x[keep] for x in out] if memory else out
+
+    logp, entropy, value = evaluate()
+    ret, behaviour = (data[k][keep] if memory else data[k] for k in ("ret", "behaviour"))
     weight = (logp.detach() - behaviour).exp().clamp(max=1.0)  # truncated importance ratio: 1 on-policy
     adv = ret - value.detach() if cfg.baseline else ret
     if cfg.norm_adv:
@@ -131,6 +134,10 @@ def update(policy, optimizer, batch, cfg) -> dict:
     v_loss = 0.5 * ((value - ret) ** 2).mean() if cfg.baseline else torch.zeros(())
     entropy = entropy.mean()
     step(policy, optimizer, pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss, cfg.max_grad_norm)
+    # More steps for the baseline alone, on the returns its advantages were taken from: only the
+    # critic's layers get gradients, and Adam steps only parameters that have one.
+    for _ in range(cfg.baseline_epochs - 1 if cfg.baseline else 0):
+        step(policy, optimizer, cfg.vf_coef * 0.5 * ((evaluate()[2] - ret) ** 2).mean(), cfg.max_grad_norm)
     return {"loss/policy": pg_loss.item(), "loss/value": v_loss.item(), "loss/entropy": entropy.item(),
             "stats/used_fraction": keep.float().mean().item(), "stats/importance_weight": weight.mean().item(),
             "stats/explained_variance": explained_variance(value.detach(), ret)}
