@@ -165,7 +165,7 @@ def test_a_truncated_episode_is_bootstrapped_under_the_state_its_last_step_left(
 def test_reinforce_learns_through_the_whole_rollout():
     policy, batches = collected("gru", seq_len=None)
     cfg = OmegaConf.create({"gamma": 0.99, "baseline": True, "norm_adv": True, "ent_coef": 0.0, "vf_coef": 0.5,
-                            "max_grad_norm": 0.5})
+                            "max_grad_norm": 0.5, "baseline_epochs": 2})  # (2: the critic-only step replays memory too)
     batch = batches[-1]
     assert batch["states"].shape[0] == 1  # one state: the rollout's start
     before = {k: v.clone() for k, v in policy.state_dict().items()}
