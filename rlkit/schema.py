@@ -59,8 +59,7 @@ SCHEMA: dict[str, Key] = {
                choices=("auto", "bf16", "fp16", "off")),
     "compile": Key("torch.compile the policy"),
     "torch_threads": span(0, 1024, "PyTorch's CPU threads (0: PyTorch's default)"),
-    "vector": Key("sync: envs stepped in this process; async: one process each, shared memory",
-                  choices=("sync", "async")),
+    "vector": Key("sync: envs stepped here; async: one process each, shared memory", choices=("sync", "async")),
     "overlap": Key("step half the envs in the background while the policy acts for the other half"),
     "async_rollout": Key("collect the next rollout while the algorithm updates (one rollout of lag)"),
     "run_dir": Key("the run folder (default: runs/{env}__{algo}__{seed}__{time})", kind=str),
@@ -98,8 +97,7 @@ SCHEMA: dict[str, Key] = {
                          "value / full of white", items=(str, 0, 16, None)),
     # env: atari
     "env.game": Key("the game: an ALE game (atari), or tictactoe, connect_four or go (board)"),
-    "env.backend": Key("auto (EnvPool when installed), envpool or gymnasium (ale-py)",
-                       choices=("auto", "envpool", "gymnasium")),
+    "env.backend": Key("auto (EnvPool if installed), envpool or gymnasium", choices=("auto", "envpool", "gymnasium")),
     "env.noop_max": span(0, 10**4, "up to this many no-ops at reset"),
     "env.episodic_life": Key("a lost life ends the learner's episode (not the game's)"),
     "env.fire_reset": Key("press FIRE at reset in games that need it"),
@@ -108,6 +106,8 @@ SCHEMA: dict[str, Key] = {
     # env: classic
     "env.keep": Key("observation features kept, by index (null: all; cartpole_masked keeps position and angle)",
                     kind=list, items=(int, 1, 64, (0, 4095))),
+    "env.obs_scale": Key("each kept feature times its factor (null: as they are; cartpole_masked scales its to about "
+                         "unit size)", kind=list, items=(float, 1, 64, (1e-6, 1e6))),
     "env.id": Key("a Gymnasium id (from a loaded file: one registered in this process, never module:Id)"),
     # env: board games and self-play
     "env.board_size": span(2, 19, "Go's board size"),

@@ -95,7 +95,8 @@ def test_lunarlander_and_cartpole_vector_envs():
 
 
 def test_masked_cartpole_sees_position_and_angle_only():
-    """env=cartpole_masked: the same game as CartPole, observed without its velocities."""
+    """env=cartpole_masked: the same game as CartPole, observed without its velocities (position and
+    angle scaled by env.obs_scale)."""
     import gymnasium as gym
     import numpy as np
 
@@ -106,9 +107,15 @@ def test_masked_cartpole_sees_position_and_angle_only():
     assert masked.observation_space.shape == (2,)
     obs, _ = masked.reset(seed=3)
     full, _ = plain.reset(seed=3)
+    scale = np.array([2.0, 20.0], np.float32)
+    assert np.allclose(masked.observation_space.high, plain.observation_space.high[[0, 2]] * scale)
     for action in [0, 1, 1, 0, 1]:
-        assert np.array_equal(obs, full[[0, 2]])
+        assert np.array_equal(obs, full[[0, 2]] * scale)
         obs, *_ = masked.step(action)
         full, *_ = plain.step(action)
     with pytest.raises(UsageError, match=r"env.keep=\[7\] picks features of a flat observation; this one is \(4,\)"):
         make_env(load_config(["env=cartpole_masked", "env.keep=[7]"]).env)
+    with pytest.raises(UsageError, match="env.obs_scale has 3 factors for 2 observation features"):
+        make_env(load_config(["env=cartpole_masked", "env.obs_scale=[1,2,3]"]).env)
+    with pytest.raises(UsageError, match=r"env.obs_scale must be a list of 1 to 64 floats from 1e-06 .*, got \[0.0\]"):
+        load_config(["env=cartpole", "env.obs_scale=[0.0]"])

@@ -24,5 +24,5 @@ def make(cfg, render_mode=None) -> gym.Env:
         raise UsageError(f"{cfg.id} needs an optional package: pip install -e '.[box2d]' ({e})") from None
     except gym.error.Error as e:
         raise UsageError(f"unknown Gymnasium id {cfg.id!r} ({e})") from None
-    env = keep_features(env, cfg.get("keep"))
+    env = keep_features(env, cfg.get("keep"), cfg.get("obs_scale"))
     return scale_reward(stats_and_limit(env, cfg.max_episode_steps), cfg.reward_scale)

@@ -8,16 +8,22 @@ import numpy as np
 from rlkit.errors import UsageError
 
 
-def keep_features(env: gym.Env, keep) -> gym.Env:
-    """Only the observation features at these indices (a Box observation of one dimension)."""
+def keep_features(env: gym.Env, keep, scale=None) -> gym.Env:
+    """Only the observation features at these indices (a Box observation of one dimension), each
+    times its `scale` (one factor per feature kept; null: as they are)."""
     space = env.observation_space
-    if keep is None:
+    if keep is None and scale is None:
         return env
-    if len(space.shape) != 1 or max(keep) >= space.shape[0]:
-        raise UsageError(f"env.keep={list(keep)} picks features of a flat observation; this one is {space.shape}")
-    index = np.asarray(list(keep))
-    kept = gym.spaces.Box(space.low[index], space.high[index], (len(index),), space.dtype)
-    return gym.wrappers.TransformObservation(env, lambda obs: obs[index], kept)
+    if len(space.shape) != 1 or (keep is not None and max(keep) >= space.shape[0]):
+        what = f"env.keep={list(keep)} picks" if keep is not None else "env.obs_scale scales"
+        raise UsageError(f"{what} features of a flat observation; this one is {space.shape}")
+    index = np.asarray(list(keep) if keep is not None else range(space.shape[0]))
+    factor = np.ones(len(index), space.dtype) if scale is None else np.asarray(list(scale), space.dtype)
+    if factor.shape != index.shape:
+        raise UsageError(f"env.obs_scale has {len(factor)} factors for {len(index)} observation features: "
+                         f"give one per feature kept")
+    kept = gym.spaces.Box(space.low[index] * factor, space.high[index] * factor, (len(index),), space.dtype)
+    return gym.wrappers.TransformObservation(env, lambda obs: obs[index] * factor, kept)
 
 
 def stats_and_limit(env: gym.Env, max_episode_steps) -> gym.Env:
