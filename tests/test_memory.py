@@ -234,7 +234,7 @@ def test_a_watched_recurrent_agent_plays_whole_episodes(tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["model.core=lsmt"], "model.core must be one of: none, lstm, gru, transformer"),
-    (["algo.seq_len=7"], r"algo.seq_len \(7\) must divide algo.num_steps \(32\)"),
+    (["algo.seq_len=7"], r"algo.seq_len \(7\) must divide algo.num_steps \(64\)"),
     (["env=connect_four", "model.core=lstm"], "model.core=lstm: board games show the whole position"),
 ])
 def test_bad_memory_settings_are_one_line_errors(args, message):
