@@ -58,7 +58,7 @@ def test_episode_return_is_the_game_score_before_reward_scaling(train):
 
 def test_reinforce_transformer_on_atari(train):
     run_dir = train("env=pong", "env.backend=gymnasium", "algo=reinforce", "model=transformer", "total_steps=64",
-                    "num_envs=2", "algo.num_steps=32")
+                    "num_envs=2", "algo.num_steps=32", "env.max_episode_steps=16")
     assert "loss/entropy" in scalars(run_dir).Tags()["scalars"] or "stats/used_fraction" in \
         scalars(run_dir).Tags()["scalars"]
     assert rlkit.load_agent(run_dir).cfg.model.name == "transformer"
