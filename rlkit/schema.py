@@ -106,8 +106,8 @@ SCHEMA: dict[str, Key] = {
     # env: classic
     "env.keep": Key("observation features kept, by index (null: all; cartpole_masked keeps position and angle)",
                     kind=list, items=(int, 1, 64, (0, 4095))),
-    "env.obs_scale": Key("each kept feature times its factor (null: as they are; cartpole_masked scales its to about "
-                         "unit size)", kind=list, items=(float, 1, 64, (1e-6, 1e6))),
+    "env.obs_scale": Key("each kept feature times its factor (null: as they are; cartpole_masked brings its two to "
+                         "about unit size)", kind=list, items=(float, 1, 64, (1e-6, 1e6))),
     "env.id": Key("a Gymnasium id (from a loaded file: one registered in this process, never module:Id)"),
     # env: board games and self-play
     "env.board_size": span(2, 19, "Go's board size"),
