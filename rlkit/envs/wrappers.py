@@ -18,7 +18,10 @@ def keep_features(env: gym.Env, keep, scale=None) -> gym.Env:
         what = f"env.keep={list(keep)} picks" if keep is not None else "env.obs_scale scales"
         raise UsageError(f"{what} features of a flat observation; this one is {space.shape}")
     index = np.asarray(list(keep) if keep is not None else range(space.shape[0]))
-    factor = np.ones(len(index), space.dtype) if scale is None else np.asarray(list(scale), space.dtype)
+    if scale is None:  # features picked, nothing multiplied on each step
+        kept = gym.spaces.Box(space.low[index], space.high[index], (len(index),), space.dtype)
+        return gym.wrappers.TransformObservation(env, lambda obs: obs[index], kept)
+    factor = np.asarray(list(scale), space.dtype)
     if factor.shape != index.shape:
         raise UsageError(f"env.obs_scale has {len(factor)} factors for {len(index)} observation features: "
                          f"give one per feature kept")
