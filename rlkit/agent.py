@@ -26,7 +26,7 @@ from rlkit.config import load_config
 from rlkit.envs import make_env
 from rlkit.envs.board import Game
 from rlkit.errors import UsageError
-from rlkit.games import RULES
+from rlkit.games import RULES, rules_of
 from rlkit.nets import Memoryless, make_policy
 from rlkit.players import MAX_LOOKAHEAD, MAX_SIMS, Player, PolicyPlayer, baselines, names
 from rlkit.schema import DEVICE
@@ -183,7 +183,8 @@ def load_agent(path, device: str = "cpu", mcts: int = 0) -> Agent:
         if agent.cfg.model.core != "none":
             raise UsageError(f"mcts={mcts}: the tree search rates positions alone; {path} remembers past moves "
                              f"(model.core={agent.cfg.model.core}): use mcts=0")
-        agent.searcher = MCTS(agent.policy, Path(path).name, sims=mcts, device=agent.device, game=game)
+        agent.searcher = MCTS(agent.policy, Path(path).name, sims=mcts, device=agent.device,
+                              game=rules_of(agent.cfg.env))
     return agent
 
 
@@ -271,5 +272,5 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
     if lookahead:
         return Lookahead(policy, label, depth=lookahead)
     if mcts:
-        return MCTS(policy, label, sims=mcts, game=env_cfg.game)
+        return MCTS(policy, label, sims=mcts, game=rules_of(env_cfg))
     return PolicyPlayer(policy, label, greedy=greedy)

@@ -26,7 +26,7 @@ def moves_to(game: str, mine: np.ndarray, theirs: np.ndarray) -> list[int]:
         a, b = np.flatnonzero(first), np.flatnonzero(second)
         return [int(m) for pair in zip(a, b) for m in pair] + [int(m) for m in a[len(b):]]
     board = rules(game)
-    rows, cols = board.SHAPE
+    rows, cols = board.SHAPE[:2]
     owner = np.where(first, 0, np.where(second, 1, -1)).reshape(rows, cols)
     stacks = [[int(x) for x in owner[::-1, c] if x >= 0] for c in range(cols)]  # each column, bottom up
     total, dead = sum(map(len, stacks)), set()

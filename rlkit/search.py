@@ -1,14 +1,14 @@
 """Monte Carlo tree search for the board games with rules in arrays (rlkit.games: Connect Four,
-tic-tac-toe), as AlphaZero's (Silver et al. 2018), many games at a time: every game's tree is a
-block of nodes, and each simulation walks all the trees down together, one ply per step of a
-loop, with every game's choice made by one array operation. The new positions of one
+tic-tac-toe, Go), as AlphaZero's (Silver et al. 2018), many games at a time: every game's tree
+is a block of nodes, and each simulation walks all the trees down together, one ply per step of
+a loop, with every game's choice made by one array operation. The new positions of one
 simulation, one per game, go through the network in one forward pass. `MCTS` below plays with it
 (`mcts=N` in arena, play and `rlkit.load_agent`); `algo=alphazero` trains on it
 (rlkit/algos/alphazero.py).
 
-A walk goes down to a finished game (scored exactly: -1 for the side to move when the last move
-won, 0 drawn) or to a position the network has not rated, which gets its priors (softmax over
-the legal moves) and its value; that value is added to every move on the way, from each mover's
+A walk goes down to a finished game (scored exactly by the rules, for the side to move there)
+or to a position the network has not rated, which gets its priors (softmax over the legal
+moves) and its value; that value is added to every move on the way, from each mover's
 side. Two ways to choose the moves on the way (`root`):
 
 - `puct`: everywhere the value so far plus c_puct * prior * sqrt(parent visits + 1) / (1 +
@@ -19,25 +19,25 @@ side. Two ways to choose the moves on the way (`root`):
   the move whose visit share lags the improved policy the most. No Dirichlet noise: the Gumbel
   draws are the exploration.
 
-Boards are the mover's stones and the other side's, row-major with row 0 at the top, as
-PettingZoo shows them."""
+Positions are what PettingZoo shows the mover (rlkit.games), so a player's observation is a root
+as it is."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from rlkit import gumbel as gz
-from rlkit.games import connect_four, rules
+from rlkit.games import connect_four, position
 from rlkit.players import Player
 
 
-def rater(policy, device, game=connect_four):
+def rater(policy, device):
     """Priors (softmax over the legal moves, zero elsewhere) and values, clamped to [-1, 1], of
-    [B, CELLS] positions of `game` (its rules module) whose legal moves are `ok`, by `policy`
-    (obs, mask) -> (logits, value)."""
+    positions (rlkit.games: the observations the network sees) whose legal moves are `ok`, by
+    `policy` (obs, mask) -> (logits, value)."""
     @torch.inference_mode()
-    def rate(mine, theirs, ok):
-        logits, values = policy(torch.as_tensor(game.boards(mine, theirs), device=device),
+    def rate(pos, ok):
+        logits, values = policy(torch.as_tensor(pos.astype(np.int8), device=device),
                                 torch.as_tensor(ok, device=device))
         priors = torch.softmax(logits.float(), -1).cpu().numpy()
         return priors * ok, values.float().clamp(-1, 1).cpu().numpy()
@@ -47,20 +47,19 @@ def rater(policy, device, game=connect_four):
 class Trees:
     """The search trees of B games, `size` nodes each at most (one simulation adds one node)."""
 
-    def __init__(self, rate, mine, theirs, mask, size: int, c_puct: float = 1.5, noise=None,
+    def __init__(self, rate, pos, mask, size: int, c_puct: float = 1.5, noise=None,
                  game=connect_four, gumbel=None, considered: int = 16):
-        """Roots: the positions (mine, theirs) [B, CELLS] of `game` (a rules module of
-        rlkit.games), moves limited to `mask` [B, A]. `noise` ([B, A], or None): root priors
+        """Roots: the positions `pos` [B, *game.SHAPE] of `game` (its rules, rlkit.games),
+        moves limited to `mask` [B, A]. `noise` ([B, A], or None): root priors
         become 0.75 * prior + 0.25 * noise, for exploration in self-play (AlphaZero's Dirichlet
         noise). `gumbel` ([B, A] draws of Gumbel(0, 1), or None for PUCT): the Gumbel root over
         the `considered` best moves by logit + `gumbel`."""
-        b = len(mine)
+        b = len(pos)
         if not np.asarray(mask, bool).any(1).all():
             raise ValueError("every root needs a legal move: a finished or full board cannot be searched")
         self.rate, self.c_puct, self.game = rate, c_puct, game
         a = game.NUM_ACTIONS
-        self.mine = np.zeros((b, size, game.CELLS), bool)
-        self.theirs = np.zeros((b, size, game.CELLS), bool)
+        self.pos = np.zeros((b, size, *game.SHAPE), bool)
         self.prior = np.zeros((b, size, a), np.float32)
         self.value = np.zeros((b, size))  # the network's, for the node's mover
         self.legal = np.zeros((b, size, a), bool)
@@ -71,7 +70,7 @@ class Trees:
         self.rated = np.zeros((b, size), bool)
         self.used = np.ones(b, np.int64)
         self.games = np.arange(b)
-        self.mine[:, 0], self.theirs[:, 0] = mine, theirs
+        self.pos[:, 0] = pos
         self._expand(self.games, np.zeros(b, np.int64))
         self.legal[:, 0] &= np.asarray(mask, bool)
         if noise is not None:
@@ -85,9 +84,9 @@ class Trees:
             self.considered = rank < self.considering[:, None]
 
     def _expand(self, games, nodes) -> np.ndarray:
-        mine, theirs = self.mine[games, nodes], self.theirs[games, nodes]
-        ok = self.game.legal(mine, theirs)
-        priors, values = self.rate(mine, theirs, ok)
+        pos = self.pos[games, nodes]
+        ok = self.game.legal(pos)
+        priors, values = self.rate(pos, ok)
         self.prior[games, nodes], self.legal[games, nodes], self.rated[games, nodes] = priors, ok, True
         self.value[games, nodes] = values
         return values
@@ -134,8 +133,7 @@ class Trees:
                 g, parent, c = walking[new], n[new], col[new]
                 made = self.used[g]
                 self.used[g] += 1
-                self.mine[g, made], self.theirs[g, made], self.end[g, made] = self.game.play(
-                    self.mine[g, parent], self.theirs[g, parent], c)
+                self.pos[g, made], self.end[g, made] = self.game.play(self.pos[g, parent], c)
                 self.child[g, parent, c] = made
                 nxt[new] = made
             path.append((walking, n, col))
@@ -185,11 +183,11 @@ class Trees:
         return np.argmax(root, 1)
 
 
-def search(policy, mine, theirs, mask, sims: int, c_puct: float = 1.5, device="cpu", noise=None,
+def search(policy, pos, mask, sims: int, c_puct: float = 1.5, device="cpu", noise=None,
            game=connect_four, gumbel=None, considered: int = 16) -> Trees:
-    """Searched trees of the positions (mine, theirs) [B, CELLS] of `game` with `sims`
+    """Searched trees of the positions `pos` [B, *game.SHAPE] of `game` with `sims`
     simulations each (see Trees for the rest)."""
-    trees = Trees(rater(policy, torch.device(device), game), mine, theirs, mask, sims + 1, c_puct, noise,
+    trees = Trees(rater(policy, torch.device(device)), pos, mask, sims + 1, c_puct, noise,
                   game, gumbel, considered)
     trees.simulate(sims)
     return trees
@@ -202,14 +200,14 @@ class MCTS(Player):
     policy's choice). Every game of a batch searches in step, so that each simulation's new
     positions go through the network in one forward pass."""
 
-    def __init__(self, policy, name="policy", sims=200, c_puct=1.5, device="cpu", game="connect_four"):
+    def __init__(self, policy, name="policy", sims=200, c_puct=1.5, device="cpu", game=connect_four):
+        """`game`: the game's rules (rlkit.games.rules)."""
         self.policy, self.sims, self.c_puct, self.device = policy, sims, c_puct, torch.device(device)
-        self.game = rules(game)
+        self.game = game
         self.name = f"{name}+mcts{sims}"
 
     def act_batch(self, observations, masks) -> np.ndarray:
-        stones = np.asarray(observations).reshape(len(observations), self.game.CELLS, 2).astype(bool)
-        trees = search(self.policy, stones[..., 0], stones[..., 1], np.asarray(masks, bool), self.sims,
+        trees = search(self.policy, np.asarray(observations).astype(bool), np.asarray(masks, bool), self.sims,
                        self.c_puct, self.device, game=self.game)
         return trees.best().astype(np.int64)
 
@@ -231,7 +229,7 @@ class Lookahead(Player):
         """The tree below a position whose mover holds `mine`: a float for a decided position, an
         int (an index into `leaves`) for one the network values, or a list of (move, subtree)."""
         if depth == 0:
-            leaves.append(connect_four.boards(mine[None], theirs[None])[0])
+            leaves.append(position(mine[None], theirs[None], connect_four.SHAPE[:2])[0].astype(np.int8))
             return len(leaves) - 1
         children = []
         for col in range(7):

@@ -7,6 +7,7 @@ import torch
 from rlkit.algos import alphazero
 from rlkit.config import UsageError, load_config
 from rlkit.games import connect_four as c4
+from rlkit.games import position
 from rlkit.nets import make_policy
 from tests.conftest import run_cli
 
@@ -24,13 +25,13 @@ class Scripted:
     def __init__(self, moves):
         self.moves, self.calls = list(moves), []
 
-    def __call__(self, policy, mine, theirs, mask, sims, c_puct, device, noise, game, gumbel, considered):
-        self.calls.append((mine.copy(), theirs.copy(), mask.copy(), noise.copy()))
+    def __call__(self, policy, pos, mask, sims, c_puct, device, noise, game, gumbel, considered):
+        self.calls.append((pos.copy(), mask.copy(), noise.copy()))
         col = self.moves.pop(0)
-        visits = np.ones((len(mine), 7)) * mask
+        visits = np.ones((len(pos), 7)) * mask
         visits[:, col] += 10
         trees = type("Trees", (), {})()
-        trees.targets, trees.best = lambda: visits / visits.sum(1, keepdims=True), lambda: np.full(len(mine), col)
+        trees.targets, trees.best = lambda: visits / visits.sum(1, keepdims=True), lambda: np.full(len(pos), col)
         return trees
 
 
@@ -48,15 +49,15 @@ def test_a_searched_game_leaves_each_position_with_its_movers_result(monkeypatch
     assert c.filled == 7 and batch["new"] == 8  # the 8th move is the next game's first, still open
     # The window holds the game last move first: the winner's positions +1, the loser's -1.
     assert batch["z"].tolist() == [1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0]
-    for k, (mine, theirs, mask, noise) in enumerate(script.calls[:7]):
+    for k, (pos, mask, noise) in enumerate(script.calls[:7]):
         j = 6 - k
-        assert (batch["obs"][j].numpy() == c4.boards(mine, theirs)[0]).all()  # the mover's view
+        assert (batch["obs"][j].numpy() == pos[0]).all()  # the mover's view
         assert batch["masks"][j].tolist() == mask[0].tolist()
         assert batch["pi"][j].argmax().item() == game[k] and batch["pi"][j].sum().item() == pytest.approx(1)
         assert noise.sum() == pytest.approx(1) and (noise[~mask] == 0).all()
     second_to_move = batch["obs"][5].numpy()  # after the first move: the first mover's stone is "theirs"
     assert second_to_move[5, 0, 1] == 1 and second_to_move[..., 0].sum() == 0
-    assert (c.mine | c.theirs).sum() == 1  # the new game, one stone in
+    assert c.pos.sum() == 1  # the new game, one stone in
 
 
 def test_a_draw_is_zero_for_both_sides_and_the_window_wraps():
@@ -102,7 +103,8 @@ def test_update_learns_the_visit_shares_and_results_and_their_mirror_image():
     mine[1, [41]], theirs[1, [34, 27]] = True, True
     pi = np.zeros((2, 7), np.float32)
     pi[0, 1], pi[1, 6] = 1.0, 1.0
-    window = {"obs": c4.boards(mine, theirs), "masks": c4.legal(mine, theirs), "pi": pi,
+    pos = position(mine, theirs, (6, 7))
+    window = {"obs": pos.astype(np.int8), "masks": c4.legal(pos), "pi": pi,
               "z": np.array([1.0, -1.0], np.float32)}
     batch = {k: torch.as_tensor(np.concatenate([v] * 16)) for k, v in window.items()}  # 32 positions
     batch["new"], batch["game"] = 32, "connect_four"
@@ -112,8 +114,8 @@ def test_update_learns_the_visit_shares_and_results_and_their_mirror_image():
     for _ in range(10):
         stats = alphazero.update(policy, optimizer, batch, cfg.algo)
     assert stats["stats/gradient_steps"] == 32 and stats["loss/policy"] < 0.2 and stats["loss/value"] < 0.1
-    mirror = np.concatenate([c4.boards(mine, theirs), c4.boards(mine, theirs)[:, :, ::-1]])
-    masks = np.concatenate([c4.legal(mine, theirs), c4.legal(mine, theirs)[:, ::-1]])
+    mirror = np.concatenate([pos, pos[:, :, ::-1]]).astype(np.int8)
+    masks = np.concatenate([c4.legal(pos), c4.legal(pos)[:, ::-1]])
     with torch.no_grad():
         logits, value = policy(torch.as_tensor(mirror.copy()), torch.as_tensor(masks.copy()))
     assert logits.argmax(1).tolist() == [1, 6, 5, 0]  # the image's move is the mirrored column
@@ -147,10 +149,10 @@ def test_alphazero_trains_from_the_command_line_and_its_agent_plays(tmp_path):
     assert checkpoint.load(shipped)["collector"] is None
     out = run_cli("rlkit.arena", "env=connect_four", f"agents=[{run},random]", "games=2", "mcts=4")
     assert out.returncode == 0 and "az+mcts4 vs random: " in out.stdout, out.stderr
-    bad = run_cli("rlkit.train", "env=go", "algo=alphazero", f"run_dir={tmp_path / 'bad'}")
+    bad = run_cli("rlkit.train", "env=cartpole", "algo=alphazero", f"run_dir={tmp_path / 'bad'}")
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
-        "error: algo=alphazero searches with a game's rules in arrays; env=go has none "
-        "(use env=connect_four or env=tictactoe, or algo=ppo)"]
+        "error: algo=alphazero searches with a game's rules in arrays; env=cartpole has none "
+        "(use env=connect_four or env=tictactoe or env=go, or algo=ppo)"]
     assert not (tmp_path / "bad").exists()
 
 
@@ -201,11 +203,12 @@ def test_tictactoe_trains_by_gumbel_search_and_its_loaded_agent_searches(tmp_pat
         mine, theirs = np.zeros((1, 9), bool), np.zeros((1, 9), bool)
         mine[0, stones[::2]], theirs[0, stones[1::2]] = True, True
         mine, theirs = (theirs, mine) if len(stones) % 2 else (mine, theirs)  # the mover: as many stones or fewer
-        legal = tictactoe.legal(mine, theirs)[0]
+        pos = position(mine, theirs, (3, 3))
+        legal = tictactoe.legal(pos)[0]
         if any(side[0, tictactoe.LINES].all(-1).any() for side in (mine, theirs)):  # already over
             continue
-        wins = [m for m in np.flatnonzero(legal) if tictactoe.play(mine, theirs, np.array([m]))[2][0] == -1.0]
-        obs = tictactoe.boards(mine, theirs)[0]
+        wins = [m for m in np.flatnonzero(legal) if tictactoe.play(pos, np.array([m]))[1][0] == -1.0]
+        obs = pos[0].astype(np.int8)
         winning = [m for m, v in perfect.move_values(obs).items() if v > 0]
         if not wins or sorted(winning) != sorted(wins):
             continue

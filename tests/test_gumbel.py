@@ -26,23 +26,23 @@ class Fixed(Memoryless, torch.nn.Module):
 
 
 def empty(b):
-    mine, theirs = np.zeros((b, 42), bool), np.zeros((b, 42), bool)
-    return mine, theirs, c4.legal(mine, theirs)
+    pos = np.zeros((b, *c4.SHAPE), bool)
+    return pos, c4.legal(pos)
 
 
 LOGITS = np.log([0.05, 0.1, 0.3, 0.2, 0.15, 0.12, 0.08])
 
 
 def test_one_simulation_plays_the_argmax_of_logits_plus_gumbel_noise():
-    mine, theirs, mask = empty(200)
+    pos, mask = empty(200)
     draws = np.random.default_rng(0).gumbel(size=(200, 7))
-    trees = search.search(Fixed(LOGITS), mine, theirs, mask, 1, gumbel=draws, considered=4)
+    trees = search.search(Fixed(LOGITS), pos, mask, 1, gumbel=draws, considered=4)
     want = np.argmax(LOGITS + draws, 1)
     assert (trees.best() == want).all()
     assert (trees.root_visits.argmax(1) == want).all() and (trees.root_visits.sum(1) == 1).all()
     assert len(set(want.tolist())) == 7  # the noise did move the choice about
     # One simulation per move, the values all equal: every move visited once, the same choice.
-    trees = search.search(Fixed(LOGITS), mine, theirs, mask, 7, gumbel=draws, considered=7)
+    trees = search.search(Fixed(LOGITS), pos, mask, 7, gumbel=draws, considered=7)
     assert (trees.root_visits == 1).all() and (trees.best() == want).all()
 
 
@@ -55,9 +55,9 @@ def test_sequential_halving_keeps_the_better_half_each_phase():
     assert gz.halving(1, 3).tolist() == [0, 1, 2]
     # In the search: 4 moves considered of 7, 16 simulations; equal values, so the ranking is
     # logits + noise throughout: 2 rounds of the 4 drawn, then 4 of the best two.
-    mine, theirs, mask = empty(50)
+    pos, mask = empty(50)
     draws = np.random.default_rng(1).gumbel(size=(50, 7))
-    trees = search.search(Fixed(LOGITS), mine, theirs, mask, 16, gumbel=draws, considered=4)
+    trees = search.search(Fixed(LOGITS), pos, mask, 16, gumbel=draws, considered=4)
     order = np.argsort(-(LOGITS + draws), 1, kind="stable")
     got = np.take_along_axis(trees.root_visits, order, 1)
     assert (got == [6, 6, 2, 2, 0, 0, 0]).all()
@@ -85,10 +85,10 @@ def test_completed_q_and_the_improved_policy_by_hand():
 def test_the_gumbel_search_finds_the_win_and_teaches_it():
     # The mover holds 35, 36, 37 (the bottom row's first three): column 3 wins at once, though
     # the fixed logits favour column 2.
-    mine, theirs, mask = empty(1)
-    mine[0, [35, 36, 37]], theirs[0, [28, 29, 30]] = True, True
+    pos, mask = empty(1)
+    pos[0, 5, 0:3, 0], pos[0, 4, 0:3, 1] = True, True  # cells 35-37 the mover's, 28-30 the other side's
     draws = np.zeros((1, 7))
-    trees = search.search(Fixed(LOGITS), mine, theirs, mask, 16, gumbel=draws, considered=4)
+    trees = search.search(Fixed(LOGITS), pos, mask, 16, gumbel=draws, considered=4)
     assert trees.best().tolist() == [3]
     target = trees.targets()[0]
     assert target.sum() == pytest.approx(1) and target.argmax() == 3 and target[3] > 0.9

@@ -196,10 +196,11 @@ def test_search_options_are_checked():
     c4, ttt = load_config(["env=connect_four"]).env, load_config(["env=tictactoe"]).env
     with pytest.raises(UsageError, match="choose one search"):
         load_player("random", c4, lookahead=2, mcts=50)
-    go = load_config(["env=go"]).env
+    from rlkit.agent import check_mcts
+
     with pytest.raises(UsageError, match=r"mcts=5: the tree search needs a game's rules in arrays \(connect_four, "
-                                         r"tictactoe\); for go use mcts=0"):
-        load_player("random", go, mcts=5)
+                                         r"tictactoe, go\); for pong use mcts=0"):
+        check_mcts(5, "pong")
     assert load_player("random", ttt, mcts=5).name == "random"  # a baseline plays as it is
     with pytest.raises(UsageError, match="mcts must be 0 to"):
         load_player("random", c4, mcts=-1)

@@ -1,5 +1,5 @@
 """AlphaZero-style self-play (Silver et al. 2018) for the board games with rules in arrays
-(rlkit.games: Connect Four, tic-tac-toe): `algo=alphazero`.
+(rlkit.games: Connect Four, tic-tac-toe, Go): `algo=alphazero`.
 
 Every move of every game is chosen by a tree search (rlkit.search) over the network being
 trained, which plays both seats. Each position is kept with the search's policy target and,
@@ -15,11 +15,13 @@ visit distribution; exploration is Dirichlet noise on the root priors, and for t
 target is the improved policy, softmax(logits + sigma(completed Q)), which improves on the
 network even with a few simulations per move; the move played is the one sequential halving
 keeps among the `considered` drawn by Gumbel-top-k, which is the exploration. Each game opens
-with 0..`env.selfplay.opening_moves` uniformly random moves, not kept. Positions go into a
-window of the last `replay_size`; after each round of `num_steps` moves in every game the
-network takes `replay_ratio` * (moves made) / `batch_size` gradient steps on minibatches drawn
-from the window, each position seen as itself or as one of its images under the board's
-symmetries (Connect Four's mirror image; tic-tac-toe's rotations and reflections), at random.
+with 0..`env.selfplay.opening_moves` uniformly random moves, not kept. A game that reaches its
+rules' MAX_MOVES (Go: twice the points of the board) ends there, scored as it stands.
+Positions go into a window of the last `replay_size`; after each round of `num_steps` moves in
+every game the network takes `replay_ratio` * (moves made) / `batch_size` gradient steps on
+minibatches drawn from the window, each position seen as itself or as one of its images under
+the board's symmetries (Connect Four's mirror image; tic-tac-toe's and Go's rotations and
+reflections), at random.
 
 "Steps" here are moves, both seats' (with PPO's self-play env they are the learner's moves
 only). Checkpoints keep the window, so a resumed run trains on the positions it had (its games
@@ -36,7 +38,7 @@ from rlkit import search
 from rlkit.algos.common import step
 from rlkit.envs.selfplay import make_pool
 from rlkit.errors import UsageError
-from rlkit.games import RULES, rules
+from rlkit.games import RULES, rules_of
 from rlkit.nets import log_policy
 from rlkit.symmetry import BoardSymmetries
 
@@ -65,15 +67,15 @@ class SearchSelfPlay:
         self.pool, self.observation_space, self.action_space = make_pool(cfg)
         self.cfg, self.device, self.restarts = cfg.algo, device, 0
         self.num_envs = g = cfg.num_envs
-        self.name, self.game = cfg.env.game, rules(cfg.env.game)
-        cells, a = self.game.CELLS, self.game.NUM_ACTIONS
+        self.name, self.game = cfg.env.game, rules_of(cfg.env)
+        a = self.game.NUM_ACTIONS
         self.openings = cfg.env.selfplay.opening_moves
         self.rng = np.random.default_rng(seed)
-        self.mine, self.theirs = np.zeros((g, cells), bool), np.zeros((g, cells), bool)
+        self.pos = np.zeros((g, *self.game.SHAPE), bool)
         self.opened = np.zeros(g, np.int64)  # random opening moves
         self.history: list[list] = [[] for _ in range(g)]  # per game, per searched move: (board, mask, target)
         size = self.cfg.replay_size
-        self.window = {"obs": np.zeros((size, *self.game.SHAPE, 2), np.int8), "masks": np.zeros((size, a), bool),
+        self.window = {"obs": np.zeros((size, *self.game.SHAPE), np.int8), "masks": np.zeros((size, a), bool),
                        "pi": np.zeros((size, a), np.float32), "z": np.zeros(size, np.float32)}
         self.filled = self.next = 0
         for i in range(g):
@@ -82,15 +84,15 @@ class SearchSelfPlay:
     def _new_game(self, i: int) -> None:
         """Game i starts over, with 0..`openings` random moves."""
         game = self.game
-        mine, theirs = np.zeros((1, game.CELLS), bool), np.zeros((1, game.CELLS), bool)
+        pos = np.zeros((1, *game.SHAPE), bool)
         opened = self.rng.integers(self.openings + 1)
         for _ in range(opened):
-            move = self.rng.choice(np.flatnonzero(game.legal(mine, theirs)[0]))
-            mine, theirs, end = game.play(mine, theirs, np.array([move]))
+            move = self.rng.choice(np.flatnonzero(game.legal(pos)[0]))
+            pos, end = game.play(pos, np.array([move]))
             if not np.isnan(end[0]):  # too many random moves for this game: start over with none
-                mine, theirs, opened = np.zeros_like(mine), np.zeros_like(theirs), 0
+                pos, opened = np.zeros_like(pos), 0
                 break
-        self.mine[i], self.theirs[i], self.opened[i], self.history[i] = mine[0], theirs[0], opened, []
+        self.pos[i], self.opened[i], self.history[i] = pos[0], opened, []
 
     def _keep(self, i: int, end: float) -> None:
         """Game i's positions into the window, each with the result for its mover (`end` is the
@@ -112,23 +114,27 @@ class SearchSelfPlay:
         cfg, game, episodes = self.cfg, self.game, []
         a, puct = game.NUM_ACTIONS, cfg.root == "puct"
         for _ in range(cfg.num_steps):
-            mask = game.legal(self.mine, self.theirs)
+            mask = game.legal(self.pos)
             noise = draws = None
             if puct:
                 noise = self.rng.dirichlet(np.full(a, cfg.dirichlet_alpha), self.num_envs) * mask
                 noise /= noise.sum(1, keepdims=True)
             else:
                 draws = self.rng.gumbel(size=mask.shape)
-            trees = search.search(policy, self.mine, self.theirs, mask, cfg.sims, cfg.c_puct, self.device, noise,
+            trees = search.search(policy, self.pos, mask, cfg.sims, cfg.c_puct, self.device, noise,
                                   game=game, gumbel=draws, considered=cfg.considered)
             targets = trees.targets().astype(np.float32)
             moves = trees.best()
-            obs = game.boards(self.mine, self.theirs)
+            obs = self.pos.astype(np.int8)
             for i, history in enumerate(self.history):
                 if puct and len(history) < cfg.temperature_moves:
                     moves[i] = self.rng.choice(a, p=targets[i] / targets[i].sum())
                 history.append((obs[i], mask[i], targets[i]))
-            self.mine, self.theirs, end = game.play(self.mine, self.theirs, moves)
+            self.pos, end = game.play(self.pos, moves)
+            if game.MAX_MOVES:
+                length = self.opened + np.array([len(h) for h in self.history])
+                capped = np.flatnonzero(np.isnan(end) & (length >= game.MAX_MOVES))
+                end[capped] = game.result(self.pos[capped])
             for i in np.flatnonzero(~np.isnan(end)):
                 self._keep(i, end[i])
                 length = self.opened[i] + len(self.history[i])
@@ -158,15 +164,14 @@ class SearchSelfPlay:
 
 
 @cache
-def symmetries(game: str) -> BoardSymmetries:
-    board = rules(game)
-    return BoardSymmetries(game, board.SHAPE, board.NUM_ACTIONS)
+def symmetries(game: str, shape: tuple, num_actions: int) -> BoardSymmetries:
+    return BoardSymmetries(game, shape, num_actions)
 
 
 def images(game: str, obs, masks, pi):
-    """Each position (boards [B, H, W, 2], masks and targets [B, A]) as itself or as one of its
-    images under `game`'s symmetries, drawn uniformly for each."""
-    sym = symmetries(game)
+    """Each position (boards [B, H, W, planes], masks and targets [B, A]) as itself or as one of
+    its images under `game`'s symmetries, drawn uniformly for each."""
+    sym = symmetries(game, tuple(obs.shape[1:3]), masks.shape[1])
     # Uniform over the views, and for Connect Four's two the very draws of the mirror-only update
     # this replaced (view 1 where a uniform draw is below 0.5), so seeded runs repeat exactly.
     chosen = len(sym.views) - 1 - (torch.rand(len(obs)) * len(sym.views)).long()

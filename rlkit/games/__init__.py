@@ -2,11 +2,15 @@
 rlkit.search), algo=alphazero and the tests against PettingZoo. Play itself goes through
 PettingZoo's games (rlkit/envs/board.py).
 
-A game with rules here is a module with SHAPE (rows, columns), CELLS, NUM_ACTIONS and three
-batched functions over boards held as the mover's stones and the other side's ([B, CELLS] bool):
-`legal` ([B, NUM_ACTIONS]), `play` (the position after each game's move, for the side to move
-next, and the result for that side: -1.0 lost, 0.0 drawn, NaN still open) and `boards` (the
-planes PettingZoo shows the mover, [B, rows, columns, 2] int8). `RULES` lists them."""
+A position is what PettingZoo shows the side to move: its observation, [rows, columns, planes]
+bool (for Connect Four and tic-tac-toe the mover's stones and the other side's; for Go also the
+last positions and the colour to move, from which ko and passes follow), so a player's
+observation is a position as it is. A game with rules here has SHAPE (the observation's),
+NUM_ACTIONS, MAX_MOVES (a cap for self-play, or None when every game ends by itself) and two
+batched functions over positions [B, *SHAPE]: `legal` ([B, NUM_ACTIONS]) and `play` (the
+positions after each game's move, as the side to move next sees them, and the result for that
+side: 1.0 won, -1.0 lost, 0.0 drawn, NaN still open). The empty board is all zeros. `RULES`
+lists the games; `rules` gives a game's rules."""
 from __future__ import annotations
 
 import importlib
@@ -30,26 +34,42 @@ def lines_of(shape: tuple[int, int], length: int) -> np.ndarray:
     return np.array(lines)
 
 
-def settle(after: np.ndarray, theirs: np.ndarray, lines: np.ndarray):
-    """The position once the movers' stones are `after` (the new stone in): the side to move next
-    holds `theirs`; the result for it is -1.0 when `after` holds a line, 0.0 when the board is
-    full, NaN otherwise."""
+def stones(pos: np.ndarray):
+    """[B, rows, columns, 2] positions -> the mover's stones and the other side's, [B, cells] each."""
+    flat = pos.reshape(len(pos), -1, 2)
+    return flat[..., 0], flat[..., 1]
+
+
+def position(mine: np.ndarray, theirs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """[B, cells] stones -> [B, rows, columns, 2] positions, channel 0 the mover's."""
+    return np.stack([mine, theirs], -1).reshape(-1, *shape, 2)
+
+
+def settle(after: np.ndarray, theirs: np.ndarray, lines: np.ndarray, shape: tuple[int, int]):
+    """The position once the movers' stones are `after` (the new stone in), for the side to move
+    next, which holds `theirs`; and the result for it: -1.0 when `after` holds a line, 0.0 when
+    the board is full, NaN otherwise."""
     won = after[:, lines].all(-1).any(-1)
     full = (after | theirs).all(-1)
-    return theirs.copy(), after, np.where(won, -1.0, np.where(full, 0.0, np.nan))
+    return position(theirs, after, shape), np.where(won, -1.0, np.where(full, 0.0, np.nan))
 
 
-def planes(mine: np.ndarray, theirs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """[B, cells] stones -> [B, rows, columns, 2] int8 planes, channel 0 the mover's."""
-    return np.stack([mine, theirs], -1).reshape(-1, *shape, 2).astype(np.int8)
+RULES = ("connect_four", "tictactoe", "go")  # the games with rules here
 
 
-RULES = ("connect_four", "tictactoe")  # the games with a module of rules here
-
-
-def rules(game: str):
-    """The module of `game`'s rules in arrays, or a one-line error naming the games that have them."""
+def rules(game: str, board_size: int = 9, komi: float = 7.5):
+    """`game`'s rules (Go's for this board size and komi), or a one-line error naming the games
+    that have them."""
     if game not in RULES:
         raise UsageError(f"the tree search needs a game's rules in arrays: {', '.join(RULES)} have them, "
                          f"{game} does not")
+    if game == "go":
+        from rlkit.games.go import Go
+
+        return Go(board_size, komi)
     return importlib.import_module(f"rlkit.games.{game}")  # one of RULES: rlkit's own modules only
+
+
+def rules_of(env_cfg):
+    """The rules of the game an env config plays (`env.board_size` and `env.komi` for Go)."""
+    return rules(env_cfg.game, **{k: env_cfg[k] for k in ("board_size", "komi") if k in env_cfg})

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlkit.games import lines_of, planes, settle
+from rlkit.games import lines_of, settle, stones
 
-SHAPE, CELLS, NUM_ACTIONS = (3, 3), 9, 9
-LINES = lines_of(SHAPE, 3)  # the 8 lines of three
+SHAPE, NUM_ACTIONS, MAX_MOVES = (3, 3, 2), 9, None
+LINES = lines_of(SHAPE[:2], 3)  # the 8 lines of three
 
 
 def won(stones: int) -> bool:
@@ -17,18 +17,14 @@ def won(stones: int) -> bool:
     return any(all(stones >> int(i) & 1 for i in line) for line in LINES)
 
 
-def legal(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-    """[..., 9] boards -> [..., 9]: the empty cells."""
-    return ~(mine | theirs)
+def legal(pos: np.ndarray) -> np.ndarray:
+    """[B, 3, 3, 2] positions -> [B, 9]: the empty cells."""
+    return ~pos.any(-1).reshape(len(pos), 9)
 
 
-def play(mine: np.ndarray, theirs: np.ndarray, cells: np.ndarray):
-    """The movers (holding `mine`, [B, 9]) mark `cells` (empty ones); as connect_four.drop."""
+def play(pos: np.ndarray, cells: np.ndarray):
+    """The movers mark `cells` (empty ones); as connect_four.drop."""
+    mine, theirs = stones(pos)
     after = mine.copy()
     after[np.arange(len(cells)), cells] = True
-    return settle(after, theirs, LINES)
-
-
-def boards(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-    """[B, 9] stones -> [B, 3, 3, 2] int8 planes, as PettingZoo shows the mover."""
-    return planes(mine, theirs, SHAPE)
+    return settle(after, theirs, LINES, SHAPE[:2])

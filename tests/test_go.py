@@ -1,0 +1,114 @@
+"""Go's rules in arrays (rlkit.games.go) against PettingZoo's go_v5, move for move, and
+algo=alphazero on Go from the command line."""
+import numpy as np
+import pytest
+import torch
+
+from rlkit.games import rules
+from tests.conftest import run_cli
+
+
+def pettingzoo_go(size, komi):
+    from pettingzoo.classic import go_v5
+
+    return go_v5.env(board_size=size, komi=komi)  # it sets the board size for the whole module: one size at a time
+
+
+@pytest.mark.parametrize("size,komi,games", [(4, 0.0, 40), (5, 0.5, 25), (9, 7.5, 3)])
+def test_go_rules_follow_pettingzoo_move_for_move(size, komi, games):
+    """Random games (a pass one move in 30, so that boards fill up and stones are taken): the
+    position is PettingZoo's observation, the legal moves its mask, and the result its reward,
+    through captures, ko, suicide, passes and the final score with komi."""
+    env, go = pettingzoo_go(size, komi), rules("go", size, komi)
+    rng = np.random.default_rng(size)
+    seen = {"moves": 0, "ko": 0, "suicide": 0, "taken": 0, "results": set()}
+    for game in range(games):
+        env.reset(seed=game)
+        pos = np.zeros((1, *go.SHAPE), bool)
+        while True:
+            obs, _, done, _, _ = env.last()
+            assert not done
+            assert (pos[0] == obs["observation"]).all()
+            want = obs["action_mask"].astype(bool)
+            assert (go.legal(pos)[0] == want).all()
+            empty = ~pos[0, ..., :2].any(-1).flatten()
+            forbidden = empty & ~want[:-1]
+            seen["ko"] += int(go._passed_and_ko(pos)[1].any())
+            seen["suicide"] += int(forbidden.sum())
+            points = np.flatnonzero(want[:-1])
+            move = int(rng.choice(points)) if len(points) and rng.random() > 1 / 30 else size * size
+            stones = pos[0, ..., :2].sum()
+            env.step(move)
+            pos, end = go.play(pos, np.array([move]))
+            seen["moves"] += 1
+            seen["taken"] += int(move < size * size and pos[0, ..., :2].sum() <= stones)
+            if env.terminations[env.agents[0]]:
+                assert end[0] == env.rewards[env.agent_selection]  # the side to move next's result
+                seen["results"].add(float(end[0]))
+                break
+            assert np.isnan(end[0])
+    assert seen["ko"] and seen["suicide"] and seen["taken"] and seen["moves"] > games * 20
+    assert seen["results"] == {1.0, -1.0} or size == 9
+
+
+def test_a_tie_is_whites_and_two_passes_end_the_game():
+    env, go = pettingzoo_go(5, 0.0), rules("go", 5, 0.0)
+    env.reset()
+    pos = np.zeros((1, *go.SHAPE), bool)
+    env.step(25)
+    pos, end = go.play(pos, np.array([25]))
+    assert np.isnan(end[0]) and go.legal(pos)[0].all()  # one pass: White may play anywhere
+    env.step(25)
+    pos, end = go.play(pos, np.array([25]))
+    assert env.terminations[env.agents[0]] and env.rewards == {"black_0": -1, "white_0": 1}
+    assert go.score(pos)[0] == 0.0 and end[0] == -1.0  # Black to move (next) lost the tie
+
+
+def test_a_move_takes_the_group_it_leaves_without_liberties():
+    go = rules("go", 5, 0.5)
+    pos = np.zeros((1, *go.SHAPE), bool)
+    # Black (moved last: plane 0) on row 1, columns 0-3, its one liberty (2, 0); White (plane 1)
+    # around it, to move (plane 16).
+    for r, c in [(1, 0), (1, 1), (1, 2), (1, 3)]:
+        pos[0, r, c, 0] = True
+    for r, c in [(0, 0), (0, 1), (0, 2), (0, 3), (1, 4), (2, 1), (2, 2), (2, 3)]:
+        pos[0, r, c, 1] = True
+    pos[0, ..., 16] = True
+    assert go.legal(pos)[0, 10]
+    after, end = go.play(pos, np.array([10]))
+    assert np.isnan(end[0]) and not after[0, ..., 1].any() and after[0, ..., 0].sum() == 9
+    assert (after[0, ..., 2:4] == pos[0, ..., 0:2]).all() and not after[0, ..., 16].any()  # history, Black to move
+
+
+class Flat(torch.nn.Module):
+    """No preference and no opinion: equal logits, value 0 everywhere."""
+
+    def forward(self, obs, action_mask=None):
+        return torch.zeros(len(obs), obs.shape[1] * obs.shape[2] + 1), torch.zeros(len(obs))
+
+
+@pytest.mark.parametrize("white_to_move", [True, False])
+def test_the_search_passes_when_passing_wins_and_only_then(white_to_move):
+    """After a pass, passing again ends the game. One white stone on an empty 5x5 board: all the
+    area is White's, so White to move ends the game and wins; Black to move must play on."""
+    from rlkit.search import search
+
+    go = rules("go", 5, 0.5)
+    pos = np.zeros((1, *go.SHAPE), bool)
+    # The white stone: plane 1 when White is to move (the mover's), else plane 0 (the last
+    # mover's); the board a move earlier, seen by that move's mover, the same: a pass.
+    pos[0, 2, 2, [1, 2] if white_to_move else [0, 3]] = True
+    pos[0, ..., 16] = white_to_move
+    assert go._passed_and_ko(pos)[0][0]
+    trees = search(Flat(), pos, go.legal(pos), 50, game=go)
+    assert (trees.best()[0] == 25) == white_to_move
+
+
+def test_alphazero_plays_go_from_the_command_line(tmp_path):
+    run = tmp_path / "go"
+    done = run_cli("rlkit.train", "env=go", "env.board_size=5", "algo=alphazero", "algo.root=gumbel", "algo.sims=4",
+                   "num_envs=8", "algo.num_steps=8", "algo.batch_size=32", "total_steps=256", "progress=false",
+                   "env.selfplay.eval_games=2", f"run_dir={run}")
+    assert done.returncode == 0, done.stderr
+    out = run_cli("rlkit.arena", "env=go", "env.board_size=5", f"agents=[{run},random]", "games=2", "mcts=4")
+    assert out.returncode == 0 and "go+mcts4 vs random: " in out.stdout, out.stderr
