@@ -246,7 +246,7 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
     if mcts and lookahead:
         raise UsageError(f"choose one search: lookahead={lookahead} (every line to a depth) or mcts={mcts} "
                          f"(simulations)")
-    made = baselines(env_cfg.game, depth, seed)
+    made = baselines(env_cfg.game, depth, seed, env_cfg.get("komi", 7.5))
     if spec in made:
         return made[spec]()
     if not Path(spec).exists():

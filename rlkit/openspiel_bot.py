@@ -6,7 +6,15 @@ classic search without a network, the bar a learned board-game agent is held to.
 Players see only the board (rlkit.players), so the bot's position is rebuilt from it: a
 sequence of moves from the empty board, the first player's and the second's alternating, that
 ends there (for Connect Four, one that stacks every column from the bottom). A position with no
-line of the game's length has none on the way either, so the sequence is always legal."""
+line of the game's length has none on the way either, so the sequence is always legal.
+
+Go (`go_moves`): the board before the last move (the observation's second pair of planes) is
+set out stone by stone, Black's and White's alternating, the side with fewer stones passing
+first; then the last move itself, a stone or a pass, is played, so that a ko it made and a pass
+to answer are as in the game. Stones set out one by one never take any (a group left without a
+liberty on the way would have none on the finished board either), so the sequence is legal.
+OpenSpiel's Go and rlkit's rules agree on the legal moves (tests/test_go.py); the bot's game
+ends, as OpenSpiel's does, at most 2 * N * N moves after the position it searches from."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +22,7 @@ import numpy as np
 from rlkit.games import rules
 from rlkit.players import Player
 
-SPIEL_NAMES = {"tictactoe": "tic_tac_toe", "connect_four": "connect_four"}
+SPIEL_NAMES = {"tictactoe": "tic_tac_toe", "connect_four": "connect_four", "go": "go"}
 SIMS, UCT_C = 1000, 2.0
 
 
@@ -51,25 +59,58 @@ def moves_to(game: str, mine: np.ndarray, theirs: np.ndarray) -> list[int]:
     return moves
 
 
+def go_moves(observation) -> list[int]:
+    """Moves from the empty board to the Go position PettingZoo shows as `observation` ([N, N,
+    17], rlkit.games.go), the pass numbered N * N."""
+    obs = np.asarray(observation).astype(bool)
+    n = obs.shape[0] * obs.shape[1]
+    flat = obs.reshape(n, -1)
+    if not flat[:, :2].any() and not flat[:, 16].any():
+        return []  # Black to move on the empty board: the game's start
+    last_white = not flat[0, 16]  # the last move's side: not the side to move
+    before = {last_white: np.flatnonzero(flat[:, 3]), not last_white: np.flatnonzero(flat[:, 2])}  # colour -> stones
+    placed = np.flatnonzero(flat[:, 0] & ~flat[:, 3])
+    last = int(placed[0]) if len(placed) else n
+    # Black's moves and White's, alternating from Black's, the last of them the side to move's.
+    black = max(len(before[False]), len(before[True]) + last_white)  # then the last mover's turn
+    white = black - last_white
+    queues = {False: [n] * (black - len(before[False])) + before[False].tolist(),
+              True: [n] * (white - len(before[True])) + before[True].tolist()}
+    moves = [queues[k % 2 == 1][k // 2] for k in range(black + white)]
+    if last == n and moves and moves[-1] == n:
+        raise ValueError("this Go position cannot be rebuilt for OpenSpiel: two passes in a row would end it")
+    return [int(m) for m in moves] + [last]
+
+
 class OpenSpielMCTS(Player):
-    """OpenSpiel's MCTS bot for tic-tac-toe or Connect Four."""
+    """OpenSpiel's MCTS bot for tic-tac-toe, Connect Four or Go (`komi` for Go; the board size
+    is the observation's)."""
 
     name = "openspiel"
 
-    def __init__(self, game: str, seed=None, sims: int = SIMS):
+    def __init__(self, game: str, seed=None, sims: int = SIMS, komi: float = 7.5):
         import pyspiel
         from open_spiel.python.algorithms import mcts
 
-        self.game, self.spiel = game, pyspiel.load_game(SPIEL_NAMES[game])
+        self.game, self.komi = game, komi
+        self.spiel = pyspiel.load_game(SPIEL_NAMES[game], {"komi": komi} if game == "go" else {})
         rng = np.random.RandomState(seed)
         self.bot = mcts.MCTSBot(self.spiel, UCT_C, sims, mcts.RandomRolloutEvaluator(1, rng), solve=True,
                                 random_state=rng)
 
     def position(self, observation):
         """The OpenSpiel state of a board as PettingZoo shows it to the mover."""
-        stones = np.asarray(observation).reshape(-1, 2).astype(bool)
-        state = self.spiel.new_initial_state()
-        for move in moves_to(self.game, stones[:, 0], stones[:, 1]):
+        if self.game == "go":
+            import pyspiel
+
+            moves, size = go_moves(observation), np.shape(observation)[0]
+            spiel = pyspiel.load_game("go", {"board_size": size, "komi": self.komi,
+                                             "max_game_length": len(moves) + 2 * size * size})
+            state = spiel.new_initial_state()
+        else:
+            stones = np.asarray(observation).reshape(-1, 2).astype(bool)
+            moves, state = moves_to(self.game, stones[:, 0], stones[:, 1]), self.spiel.new_initial_state()
+        for move in moves:
             state.apply_action(move)
         return state
 

@@ -3,9 +3,9 @@
     python -m rlkit.play env=tictactoe agent=runs/tictactoe__ppo__1__.../ [seat=first|second]
 
 `agent` is a run folder, a checkpoint file, or a baseline (random, minimax for tictactoe,
-alphabeta for connect_four, with depth=N; openspiel for both: OpenSpiel's MCTS bot; a trained
-Connect Four agent looks N plies ahead with lookahead=N; a trained Connect Four or tic-tac-toe
-agent searches N simulations per move with mcts=N; symmetric=true averages a
+alphabeta for connect_four, with depth=N; openspiel for all three: OpenSpiel's MCTS bot; a
+trained Connect Four agent looks N plies ahead with lookahead=N; a trained agent of any of them
+searches N simulations per move with mcts=N; symmetric=true averages a
 trained agent over the board's symmetries). Type a move when asked: a cell number (tictactoe),
 a column (connect_four), or a point like D4 or `pass` (go); `q` gives up. The board is drawn
 after every move; a move that cannot be read or is not legal is refused with the legal ones."""

@@ -6,7 +6,7 @@ and MCTS, are in rlkit.search; `rlkit.agent.load_player` makes any of them from 
 
 Observations are from the mover's point of view: channel 0 holds the mover's stones, channel 1
 the opponent's. Baselines: `random`; `minimax` (perfect tic-tac-toe, memoized; a random choice
-among the best moves, the quickest win first); `openspiel` (tic-tac-toe and Connect Four:
+among the best moves, the quickest win first); `openspiel` (tic-tac-toe, Connect Four and Go:
 OpenSpiel's MCTS bot, 1,000 simulations with random rollouts, rlkit.openspiel_bot); `alphabeta`
 (Connect Four, a configurable depth, a heuristic evaluation of the lines of four at the horizon;
 `alphabeta1`..`alphabeta6` fix the depth in the name, so an opponent pool can hold one)."""
@@ -213,18 +213,18 @@ class AlphaBeta(Player):
         return int(self.rng.choice([c for c, v in values.items() if v == best]))
 
 
-def baselines(game: str, depth: int = 4, seed=None) -> dict:
-    """The built-in opponents for `game`: name -> a function making one."""
+def baselines(game: str, depth: int = 4, seed=None, komi: float = 7.5) -> dict:
+    """The built-in opponents for `game` (Go: with `komi`): name -> a function making one."""
     out = {"random": lambda: RandomPlayer(seed)}
     if game == "tictactoe":
         out["minimax"] = lambda: Minimax(seed)
     if game == "connect_four":
         out["alphabeta"] = lambda: AlphaBeta(depth, seed)  # the depth asked for (depth=N)
         out.update({f"alphabeta{d}": (lambda d=d: AlphaBeta(d, seed)) for d in range(1, MAX_DEPTH + 1)})
-    if game in ("tictactoe", "connect_four"):
+    if game in ("tictactoe", "connect_four", "go"):
         from rlkit.openspiel_bot import OpenSpielMCTS  # pyspiel only when chosen
 
-        out["openspiel"] = lambda: OpenSpielMCTS(game, seed)
+        out["openspiel"] = lambda: OpenSpielMCTS(game, seed, komi=komi)
     return out
 
 

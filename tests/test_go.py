@@ -104,6 +104,46 @@ def test_the_search_passes_when_passing_wins_and_only_then(white_to_move):
     assert (trees.best()[0] == 25) == white_to_move
 
 
+def test_openspiel_bot_sees_the_go_position_pettingzoo_shows():
+    """The bot's rebuilt state (rlkit.openspiel_bot.go_moves): the same side to move, legal moves
+    (ko included) and stones, and a pass that answers a pass ends its game, as in PettingZoo's."""
+    from rlkit.openspiel_bot import OpenSpielMCTS
+
+    bot, env = OpenSpielMCTS("go", seed=0, sims=10, komi=0.5), pettingzoo_go(5, 0.5)
+    rng, checked, answered = np.random.default_rng(2), 0, 0
+    for game in range(15):
+        env.reset(seed=game)
+        while not any(env.terminations.values()):
+            obs = env.last()[0]
+            state = bot.position(obs["observation"])
+            assert state.legal_actions() == np.flatnonzero(obs["action_mask"]).tolist()
+            assert state.current_player() == env.agents.index(env.agent_selection)
+            # OpenSpiel prints its row 4 first; its move numbers run from the other edge than
+            # PettingZoo's, a mirror image that changes no move's number.
+            board = np.array([list(row[-5:]) for row in str(state).split("\n")[2:7]])[::-1]
+            mover, other = "XO"[state.current_player()], "OX"[state.current_player()]
+            assert (obs["observation"][..., 1] == (board == mover)).all()
+            assert (obs["observation"][..., 0] == (board == other)).all()
+            if go_over_after_pass(obs["observation"]):
+                state.apply_action(25)
+                assert state.is_terminal()
+                answered += 1
+            checked += 1
+            points = np.flatnonzero(obs["action_mask"][:-1])
+            env.step(int(rng.choice(points)) if len(points) and rng.random() > 0.1 else 25)
+    assert checked > 300 and answered
+    assert bot.act(*start(5)) in range(26)
+
+
+def go_over_after_pass(observation) -> bool:
+    """Whether the last move was a pass (so that a pass now ends the game)."""
+    return bool(rules("go", observation.shape[0])._passed_and_ko(observation[None].astype(bool))[0][0])
+
+
+def start(size):
+    return np.zeros((size, size, 17), np.int8), np.ones(size * size + 1, bool)
+
+
 def test_alphazero_plays_go_from_the_command_line(tmp_path):
     run = tmp_path / "go"
     done = run_cli("rlkit.train", "env=go", "env.board_size=5", "algo=alphazero", "algo.root=gumbel", "algo.sims=4",
