@@ -152,3 +152,33 @@ def test_alphazero_plays_go_from_the_command_line(tmp_path):
     assert done.returncode == 0, done.stderr
     out = run_cli("rlkit.arena", "env=go", "env.board_size=5", f"agents=[{run},random]", "games=2", "mcts=4")
     assert out.returncode == 0 and "go+mcts4 vs random: " in out.stdout, out.stderr
+
+
+def test_a_self_play_go_game_stops_at_the_move_cap_scored_as_it_stands(monkeypatch):
+    """algo=alphazero on 4x4: every searched move the first legal point (never a pass while
+    there is one), so no game ends by passes; each stops at 2 * 16 moves, its result the board's."""
+    from rlkit.algos import alphazero
+    from rlkit.config import load_config
+
+    go = rules("go", 4, 0.5)
+
+    def first_point(policy, pos, mask, *args, **kwargs):
+        trees = type("Trees", (), {})()
+        moves = np.where(mask[:, :-1].any(1), mask[:, :-1].argmax(1), 16)
+        trees.targets, trees.best = lambda: mask / mask.sum(1, keepdims=True), lambda: moves
+        return trees
+
+    monkeypatch.setattr(alphazero.search, "search", first_point)
+    cfg = load_config(["env=go", "env.board_size=4", "env.komi=0.5", "algo=alphazero", "num_envs=2",
+                       "algo.num_steps=40", "env.selfplay.opening_moves=0"])
+    c = alphazero.SearchSelfPlay(cfg, torch.device("cpu"), seed=0)
+    played = []
+    real_play = go.play
+    monkeypatch.setattr(c.game, "play", lambda pos, moves: played.append(pos.copy()) or real_play(pos, moves))
+    _, episodes = c.collect(policy=None)
+    assert [length for _, length in episodes] == [32, 32]
+    last = played[31][:1]  # game 0 before its 32nd move (both games are the same game)
+    final, _ = real_play(last, first_point(None, last, go.legal(last)).best())
+    black_score = go.score(final)[0]
+    assert black_score != 0 and episodes[0][0] == (1.0 if black_score > 0 else -1.0)  # the first player's result
+    assert c.filled == 64
