@@ -182,3 +182,14 @@ def test_a_self_play_go_game_stops_at_the_move_cap_scored_as_it_stands(monkeypat
     black_score = go.score(final)[0]
     assert black_score != 0 and episodes[0][0] == (1.0 if black_score > 0 else -1.0)  # the first player's result
     assert c.filled == 64
+
+
+def test_self_play_passes_only_when_nothing_but_its_own_eyes_is_left():
+    go = rules("go", 3, 0.5)
+    pos = np.zeros((2, *go.SHAPE), bool)
+    pos[0, ..., 1] = True  # game 0: the mover's stones everywhere but two eyes, at 0 and 8
+    pos[0, 0, 0, 1] = pos[0, 2, 2, 1] = False
+    legal = go.legal(pos)
+    assert legal[0].tolist() == [True] + [False] * 7 + [True, True] and legal[1].all()
+    assert go.play_on(pos, legal)[:, 9].tolist() == [True, False]  # game 1 (empty board) plays on
+    assert (go.play_on(pos, legal)[:, :9] == legal[:, :9]).all()

@@ -16,7 +16,8 @@ target is the improved policy, softmax(logits + sigma(completed Q)), which impro
 network even with a few simulations per move; the move played is the one sequential halving
 keeps among the `considered` drawn by Gumbel-top-k, which is the exploration. Each game opens
 with 0..`env.selfplay.opening_moves` uniformly random moves, not kept. A game that reaches its
-rules' MAX_MOVES (Go: twice the points of the board) ends there, scored as it stands.
+rules' MAX_MOVES (Go: twice the points of the board) ends there, scored as it stands. A Go
+player passes only when every legal point is one of its own eyes (rlkit.games.go.Go.play_on).
 Positions go into a window of the last `replay_size`; after each round of `num_steps` moves in
 every game the network takes `replay_ratio` * (moves made) / `batch_size` gradient steps on
 minibatches drawn from the window, each position seen as itself or as one of its images under
@@ -115,6 +116,8 @@ class SearchSelfPlay:
         a, puct = game.NUM_ACTIONS, cfg.root == "puct"
         for _ in range(cfg.num_steps):
             mask = game.legal(self.pos)
+            if hasattr(game, "play_on"):  # Go: no pass while a point other than one's own eyes is open
+                mask = game.play_on(self.pos, mask)
             noise = draws = None
             if puct:
                 noise = self.rng.dirichlet(np.full(a, cfg.dirichlet_alpha), self.num_envs) * mask

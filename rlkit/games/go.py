@@ -104,6 +104,18 @@ class Go:
         points = (kind == 0) & breathes & ~ko
         return np.concatenate([points, np.ones((len(pos), 1), bool)], 1)
 
+    def play_on(self, pos: np.ndarray, legal: np.ndarray) -> np.ndarray:
+        """The legal moves `legal` of a player that passes only when every legal point is one of
+        its own eyes (an empty point all of whose neighbours are its stones), as self-play plays
+        them: PettingZoo counts the board as it stands, so a game must go on until the dead
+        stones are taken, and a network that learned to pass while the other side still plays
+        loses won games."""
+        mine, n = self._flat(pos, 1), self.points
+        eyes = self._pad(mine, True)[:, self.neighbours].all(2) & ~mine & ~self._flat(pos, 0)
+        out = legal.copy()
+        out[:, n] &= ~(legal[:, :n] & ~eyes).any(1)
+        return out
+
     def play(self, pos: np.ndarray, moves: np.ndarray):
         """The movers play `moves` (legal ones). Returns the positions as the side to move next
         sees them, and the result for that side: 1.0 won, -1.0 lost after two passes in a row,
