@@ -182,6 +182,11 @@ def test_a_self_play_go_game_stops_at_the_move_cap_scored_as_it_stands(monkeypat
     black_score = go.score(final)[0]
     assert black_score != 0 and episodes[0][0] == (1.0 if black_score > 0 else -1.0)  # the first player's result
     assert c.filled == 64
+    # The search could not pass while points were open, so the targets give the pass nothing;
+    # the network still learns over every legal move (the pass among them), so that its pass
+    # is pushed down, not left untrained.
+    window = {k: v[:64] for k, v in c.window.items()}
+    assert window["masks"][:, 16].all() and (window["pi"][:, 16] == 0).sum() > 48
 
 
 def test_self_play_passes_only_when_nothing_but_its_own_eyes_is_left():

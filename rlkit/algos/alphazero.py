@@ -115,9 +115,9 @@ class SearchSelfPlay:
         cfg, game, episodes = self.cfg, self.game, []
         a, puct = game.NUM_ACTIONS, cfg.root == "puct"
         for _ in range(cfg.num_steps):
-            mask = game.legal(self.pos)
+            legal = mask = game.legal(self.pos)
             if hasattr(game, "play_on"):  # Go: no pass while a point other than one's own eyes is open
-                mask = game.play_on(self.pos, mask)
+                mask = game.play_on(self.pos, legal)  # the search's; the network learns over every legal move
             noise = draws = None
             if puct:
                 noise = self.rng.dirichlet(np.full(a, cfg.dirichlet_alpha), self.num_envs) * mask
@@ -132,7 +132,7 @@ class SearchSelfPlay:
             for i, history in enumerate(self.history):
                 if puct and len(history) < cfg.temperature_moves:
                     moves[i] = self.rng.choice(a, p=targets[i] / targets[i].sum())
-                history.append((obs[i], mask[i], targets[i]))
+                history.append((obs[i], legal[i], targets[i]))
             self.pos, end = game.play(self.pos, moves)
             if game.MAX_MOVES:
                 length = self.opened + np.array([len(h) for h in self.history])
