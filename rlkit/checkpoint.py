@@ -50,7 +50,8 @@ def digest(tensors: dict, meta: dict) -> str:
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
         h.update(f"{name}\0{t.dtype}\0{list(t.shape)}\0".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
+        if t.numel():  # an empty tensor (a window with no finished game yet) has no bytes, and no byte view
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()
 
 

@@ -90,3 +90,16 @@ def test_weights_of_another_network_are_refused(run_dir, tmp_path):
     path = checkpoint.save(tmp_path / "other.safetensors", other, opt, ckpt["config"], ckpt["spaces"], {"step": 0})
     with pytest.raises(UsageError, match="do not fit"):
         rlkit.load_agent(path)
+
+
+def test_an_empty_tensor_is_written_and_its_digest_checked(tmp_path):
+    """A self-play window before its first game ends holds no positions: the file still writes,
+    and a changed shape is still caught by the digest."""
+    from safetensors.torch import load_file
+
+    path = checkpoint.write(tmp_path / "empty.safetensors", {"window.z": torch.zeros(0), "w": torch.ones(3)},
+                            {"format": "test"})
+    assert checkpoint.digest(load_file(path), {"format": "test"}) == checkpoint.digest(
+        {"window.z": torch.zeros(0), "w": torch.ones(3)}, {"format": "test"})
+    assert checkpoint.digest({"window.z": torch.zeros(0, 2), "w": torch.ones(3)}, {"format": "test"}) != \
+        checkpoint.digest({"window.z": torch.zeros(0), "w": torch.ones(3)}, {"format": "test"})
