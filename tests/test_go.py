@@ -80,18 +80,12 @@ def test_a_move_takes_the_group_it_leaves_without_liberties():
     assert (after[0, ..., 2:4] == pos[0, ..., 0:2]).all() and not after[0, ..., 16].any()  # history, Black to move
 
 
-class Flat(torch.nn.Module):
-    """No preference and no opinion: equal logits, value 0 everywhere."""
-
-    def forward(self, obs, action_mask=None):
-        return torch.zeros(len(obs), obs.shape[1] * obs.shape[2] + 1), torch.zeros(len(obs))
-
-
 @pytest.mark.parametrize("white_to_move", [True, False])
 def test_the_search_passes_when_passing_wins_and_only_then(white_to_move):
     """After a pass, passing again ends the game. One white stone on an empty 5x5 board: all the
     area is White's, so White to move ends the game and wins; Black to move must play on."""
     from rlkit.search import search
+    from tests.test_gumbel import Fixed
 
     go = rules("go", 5, 0.5)
     pos = np.zeros((1, *go.SHAPE), bool)
@@ -100,7 +94,7 @@ def test_the_search_passes_when_passing_wins_and_only_then(white_to_move):
     pos[0, 2, 2, [1, 2] if white_to_move else [0, 3]] = True
     pos[0, ..., 16] = white_to_move
     assert go._passed_and_ko(pos)[0][0]
-    trees = search(Flat(), pos, go.legal(pos), 50, game=go)
+    trees = search(Fixed(np.zeros(26)), pos, go.legal(pos), 50, game=go)  # no preference, value 0
     assert (trees.best()[0] == 25) == white_to_move
 
 
