@@ -12,7 +12,7 @@ from rlkit.nets import Memoryless
 
 
 class Fixed(Memoryless, torch.nn.Module):
-    """The same logits for every position (Connect Four's unless given others), and a value of 0."""
+    """The given logits for every position, and a value of 0."""
 
     def __init__(self, logits):
         super().__init__()
