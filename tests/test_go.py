@@ -192,3 +192,31 @@ def test_self_play_passes_only_when_nothing_but_its_own_eyes_is_left():
     assert legal[0].tolist() == [True] + [False] * 7 + [True, True] and legal[1].all()
     assert go.play_on(pos, legal)[:, 9].tolist() == [True, False]  # game 1 (empty board) plays on
     assert (go.play_on(pos, legal)[:, :9] == legal[:, :9]).all()
+
+
+
+def test_a_go_match_stops_at_the_move_cap_scored_as_it_stands():
+    """PettingZoo's Go has no move limit: two players that never pass would play for ever. The
+    game `Game` wraps (arena, play, watch) ends after 2 * N * N moves, each seat scored as
+    PettingZoo scores the board as it stands (two passes there end the game without a change)."""
+    from omegaconf import OmegaConf
+
+    from rlkit.envs.board import Game
+
+    cfg = OmegaConf.create({"game": "go", "board_size": 4, "komi": 0.5})
+    rng, results, game = np.random.default_rng(0), set(), Game(cfg)
+    for seed in range(30):
+        game.reset(seed)
+        while not game.over:
+            points = np.flatnonzero(game.observe()[1][:-1])
+            game.step(int(rng.choice(points)) if len(points) else 16)  # a pass only when no point is legal
+        if game.capped is None:
+            continue  # ended by two passes: no point was left to either side
+        assert game.moves == 32
+        mine = [game.score(seat) for seat in (0, 1)]
+        env = game.env
+        while not any(env.terminations.values()):
+            env.step(16)
+        assert mine == [env.rewards[agent] for agent in game.seats]
+        results.add(mine[0])
+    assert results == {1.0, -1.0}

@@ -4,7 +4,10 @@
 an agent sees in training is exactly `env.last()[0]` of that env: the board from the mover's
 point of view (`observation`, channels last) and the legal moves (`action_mask`). `Game` wraps
 one AEC env with seat numbers (0 moves first) for the self-play env, matches and `rlkit.play`.
-All three games score only at the end: +1 win, -1 loss, 0 draw (Go: area score with komi)."""
+All three games score only at the end: +1 win, -1 loss, 0 draw (Go: area score with komi).
+PettingZoo's Go has no move limit (two greedy players that never pass can play on for ever), so
+`Game` ends a Go game after 2 * N * N moves, OpenSpiel's limit and self-play's
+(`rlkit.games.go.Go.MAX_MOVES`), scored as the board stands, as PettingZoo scores it."""
 from __future__ import annotations
 
 import importlib
@@ -13,6 +16,7 @@ import time
 import numpy as np
 
 from rlkit.errors import UsageError
+from rlkit.games import rules_of
 
 # game -> (PettingZoo module, keyword arguments taken from the env config)
 GAMES = {
@@ -50,11 +54,13 @@ class Game:
         self.observation_space, self.num_actions = space["observation"], int(space["action_mask"].shape[0])
         self.moves = 0
         self.rules_time = 0.0  # seconds spent in PettingZoo (reset, observe, step), for benchmarks
+        self.go = rules_of(env_cfg) if self.name == "go" else None
+        self.capped = None  # the result for each seat of a game ended by the move limit
 
     def reset(self, seed=None) -> None:
         t = time.perf_counter()
         self.env.reset(seed=seed)
-        self.moves = 0
+        self.moves, self.capped = 0, None
         self.rules_time += time.perf_counter() - t
 
     @property
@@ -64,7 +70,7 @@ class Game:
     @property
     def over(self) -> bool:
         e = self.env
-        return any(e.terminations.values()) or any(e.truncations.values())
+        return self.capped is not None or any(e.terminations.values()) or any(e.truncations.values())
 
     def observe(self, seat: int | None = None):
         """(observation, legal-move mask as bool) of `seat` (default: the mover), as `env.last()` gives it."""
@@ -82,9 +88,15 @@ class Game:
         self.env.step(action)
         self.moves += 1
         self.rules_time += time.perf_counter() - t
+        if self.go is not None and self.moves >= self.go.MAX_MOVES and not self.over:
+            mover = self.mover
+            r = float(self.go.result(self.observe()[0][None].astype(bool))[0])
+            self.capped = {mover: r, 1 - mover: -r}
 
     def score(self, seat: int) -> float:
         """The final reward of `seat`: +1 win, -1 loss, 0 draw."""
+        if self.capped is not None:
+            return self.capped[seat]
         return float(self.env.rewards[self.seats[seat]])
 
     def draw(self) -> str:
