@@ -1,6 +1,8 @@
-"""OpenSpiel's MCTS bot (Lanctot et al. 2019, `open_spiel.python.algorithms.mcts`) as a baseline
-opponent, `openspiel`: 1,000 simulations per move, each valued by one random rollout, UCT's
-constant 2 and solved subtrees kept, the settings of OpenSpiel's own MCTS example. It is the
+"""OpenSpiel's MCTS bot (Lanctot et al. 2019, `pyspiel.MCTSBot`, the C++ twin of
+`open_spiel.python.algorithms.mcts`) as a baseline opponent, `openspiel`: 1,000 simulations per
+move, each valued by one random rollout, UCT's constant 2 and solved subtrees kept, the settings
+of OpenSpiel's own MCTS example. The C++ bot, as the Python one searches, in a fraction of its
+time (Go's random rollouts are long). It is the
 classic search without a network, the bar a learned board-game agent is held to.
 
 Players see only the board (rlkit.players), so the bot's position is rebuilt from it: a
@@ -24,6 +26,7 @@ from rlkit.players import Player
 
 SPIEL_NAMES = {"tictactoe": "tic_tac_toe", "connect_four": "connect_four", "go": "go"}
 SIMS, UCT_C = 1000, 2.0
+MEMORY_MB = 1000  # the tree's limit, as in OpenSpiel's C++ MCTS example
 
 
 def moves_to(game: str, mine: np.ndarray, theirs: np.ndarray) -> list[int]:
@@ -90,13 +93,12 @@ class OpenSpielMCTS(Player):
 
     def __init__(self, game: str, seed=None, sims: int = SIMS, komi: float = 7.5):
         import pyspiel
-        from open_spiel.python.algorithms import mcts
 
         self.game, self.komi = game, komi
         self.spiel = pyspiel.load_game(SPIEL_NAMES[game], {"komi": komi} if game == "go" else {})
-        rng = np.random.RandomState(seed)
-        self.bot = mcts.MCTSBot(self.spiel, UCT_C, sims, mcts.RandomRolloutEvaluator(1, rng), solve=True,
-                                random_state=rng)
+        seed = int(np.random.default_rng(seed).integers(2**31))
+        self.bot = pyspiel.MCTSBot(self.spiel, pyspiel.RandomRolloutEvaluator(1, seed), UCT_C, sims, MEMORY_MB,
+                                   True, seed, False)  # solve=True, verbose=False
 
     def position(self, observation):
         """The OpenSpiel state of a board as PettingZoo shows it to the mover."""
