@@ -50,7 +50,7 @@ SCHEMA: dict[str, Key] = {
     # the run
     "total_steps": positive(BIG, "agent steps to train (env.step calls summed over all envs)"),
     "minutes": span(0, 10**7, "a wall-clock budget: training ends, as at total_steps, with the update that "
-                    "passes it (0: none), over all of a run's resumes"),
+                    "passes it (0: none), over all of a run's resumes; the learning rate anneals over it too"),
     "num_envs": positive(4096, "games stepped at once (per Ray worker with runner=ray)"),
     "seed": span(0, 2**31 - 1, "seeds Python, NumPy, PyTorch and the envs"),
     "device": Key("auto (CUDA when there is one), cpu, cuda, cuda:N or mps"),

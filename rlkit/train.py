@@ -155,6 +155,14 @@ def train(cfg, resume_from: dict | None = None, weights: dict | None = None) -> 
         raise
 
 
+def done_fraction(step: int, total_steps: int, seconds: float, minutes: float) -> float:
+    """How much of the run is behind it, for the learning rate's annealing: the larger of its
+    steps' share of `total_steps` and, on a `minutes=` budget, its seconds' share of that, so that
+    a run the budget ends still anneals to 0."""
+    by_time = seconds / (60 * minutes) if minutes else 0.0
+    return min(1.0, max(step / total_steps, by_time))
+
+
 def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetries, device, step: int,
            start_update: int, trained: int, fresh: bool) -> tuple[Path, bool]:
     """The loop; `trained`: the seconds the run trained before this process (its `minutes=` budget
@@ -184,7 +192,8 @@ def _train(cfg, algo, run_dir: Path, collector, policy, optimizer, pool, symmetr
     try:
         while not last:
             update += 1
-            lr = cfg.algo.lr * (1 - step / cfg.total_steps if cfg.algo.anneal_lr else 1)
+            done = done_fraction(step, cfg.total_steps, trained + time.monotonic() - begun, cfg.minutes)
+            lr = cfg.algo.lr * (1 - done if cfg.algo.anneal_lr else 1)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             restarts = collector.restarts

@@ -197,3 +197,12 @@ def test_a_resume_in_the_same_second_still_reads_after_the_run_it_continues(tmp_
     events = EventAccumulator(str(tmp_path))
     events.Reload()
     assert [(e.step, e.value) for e in events.Scalars("x")] == [(1, 0.0), (2, 0.0), (3, 1.0), (4, 1.0)]
+
+
+def test_the_learning_rate_anneals_over_whichever_of_steps_and_minutes_ends_first():
+    from rlkit.train import done_fraction
+
+    assert done_fraction(250, 1000, 5.0, 0) == 0.25  # no budget: the steps' share
+    assert done_fraction(100, 1000, 30.0, 1.0) == 0.5  # half the minute gone, a tenth of the steps
+    assert done_fraction(900, 1000, 30.0, 1.0) == 0.9
+    assert done_fraction(100, 1000, 90.0, 1.0) == 1.0  # past the budget: annealed to 0, no further
