@@ -172,9 +172,11 @@ def check_mcts(mcts: int, game: str | None = None) -> None:
 def load_agent(path, device: str = "cpu", mcts: int = 0) -> Agent:
     """A run folder (its newest intact checkpoint; damaged newer ones are named on stderr), a
     checkpoint file, an agent folder, or an exported ONNX agent (`*.onnx`, run by ONNX Runtime on
-    the CPU whatever `device` says). The file is data: see rlkit.checkpoint and rlkit.onnx_agent.
-    `mcts` > 0: a board-game agent whose `act` searches that many simulations per move
-    (rlkit.search.MCTS; games with rules in arrays, memoryless networks)."""
+    the CPU whatever `device` says); `RUN@NAME`: a snapshot of a self-play run's opponent pool
+    (step_0, step_50176, ...: the run's history, for an Elo curve in `rlkit.arena`). The file is
+    data: see rlkit.checkpoint and rlkit.onnx_agent. `mcts` > 0: a board-game agent whose `act`
+    searches that many simulations per move (rlkit.search.MCTS; games with rules in arrays,
+    memoryless networks)."""
     check_mcts(mcts)
     agent = _load(Path(path), pick_device(str(device)))
     if mcts:
@@ -188,7 +190,30 @@ def load_agent(path, device: str = "cpu", mcts: int = 0) -> Agent:
     return agent
 
 
+SNAPSHOT = "@"  # RUN@NAME: the snapshot NAME of a self-play run's opponent pool
+
+
+def split_snapshot(path: Path) -> tuple[Path, str | None]:
+    """`RUN@NAME` (a run folder or checkpoint file, then a snapshot of its self-play opponent
+    pool, such as step_50176) -> (RUN, NAME); a path that exists, or has no @, as it is."""
+    text = str(path)
+    if path.exists() or SNAPSHOT not in text:
+        return path, None
+    where, _, name = text.rpartition(SNAPSHOT)
+    return Path(where), name
+
+
+def snapshot_weights(ckpt: dict, name: str, file: Path) -> dict:
+    """The weights of the pool snapshot `name` in a checkpoint, or a one-line error naming those it has."""
+    tensors = (ckpt.get("pool") or {}).get("tensors", {})
+    names = sorted({k.split("/")[0] for k in tensors}, key=lambda n: (len(n), n))  # step_N by N
+    if name not in names:
+        raise UsageError(f"{file} has no snapshot {name!r}; it has: {', '.join(names) or 'none (not a self-play run)'}")
+    return {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + "/")}
+
+
 def _load(path: Path, dev: torch.device) -> Agent:
+    path, snapshot = split_snapshot(path)
     if path.suffix == ".onnx" and not path.is_dir():  # an exported agent (rlkit.onnx_agent): ONNX Runtime on the CPU
         from rlkit.onnx_agent import load_onnx
 
@@ -200,7 +225,8 @@ def _load(path: Path, dev: torch.device) -> Agent:
         file, ckpt = path, checkpoint.load(path)
     obs_space, act_space = rebuild_spaces(ckpt["spaces"])
     board = ckpt["config"].env.family == "board"
-    policy = policy_for(ckpt["model"], ckpt["config"].model, obs_space, act_space, board, file).to(dev)
+    weights = ckpt["model"] if snapshot is None else snapshot_weights(ckpt, snapshot, file)
+    policy = policy_for(weights, ckpt["config"].model, obs_space, act_space, board, file).to(dev)
     return Agent(policy.eval(), ckpt["config"], dev, file, obs_space, act_space)
 
 
@@ -249,7 +275,7 @@ def load_player(spec: str, env_cfg, greedy: bool = True, depth: int = 4, seed=No
     made = baselines(env_cfg.game, depth, seed, env_cfg.get("komi", 7.5))
     if spec in made:
         return made[spec]()
-    if not Path(spec).exists():
+    if not split_snapshot(Path(spec))[0].exists():
         raise UsageError(f"unknown agent {spec!r}: not a run folder or checkpoint file, nor a baseline for "
                          f"{env_cfg.game} ({names(made)})")
     agent = load_agent(spec)

@@ -2,8 +2,9 @@
 
     python -m rlkit.arena env=connect_four agents=[runs/a,random,alphabeta] games=100 depth=4
 
-`agents`: run folders, checkpoint files, or baselines (random; minimax for tictactoe;
-alphabeta for connect_four, depth=N). Every pair plays `games` games, each agent first in half
+`agents`: run folders, checkpoint files, snapshots of a self-play run's opponent pool
+(`RUN@step_50176`: its history, for an Elo curve over training), or baselines (random; minimax
+for tictactoe; alphabeta for connect_four, depth=N; openspiel). Every pair plays `games` games, each agent first in half
 of them. Trained agents play their most likely move (greedy=false: sample); with lookahead=N
 (Connect Four) they look N plies ahead over their learned value first (rlkit.search.Lookahead),
 with mcts=N they search N simulations per move as AlphaZero does (rlkit.search.MCTS);

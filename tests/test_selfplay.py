@@ -411,6 +411,19 @@ def test_selfplay_training_logs_elo_and_resumes_with_its_pool(train, tmp_path):
     ea = EventAccumulator(str(run))
     ea.Reload()
     assert len(ea.Scalars("elo/latest")) == 3
+    # RUN@NAME loads a snapshot of the pool: the run's history, in arena or from code.
+    import rlkit
+    from rlkit.arena import main as arena
+
+    final, last = rlkit.load_agent(run).policy.state_dict(), rlkit.load_agent(f"{run}@step_512").policy.state_dict()
+    first = rlkit.load_agent(f"{run}@step_0").policy.state_dict()
+    assert all(torch.equal(final[k], last[k]) for k in final)
+    assert not all(torch.equal(final[k], first[k]) for k in final)
+    out = arena(["env=tictactoe", f"agents=[{run}@step_0,{run}@step_256,random]", "games=4"])
+    assert f"{run}@step_0 vs {run}@step_256: " in out and f"{run}@step_256 vs random: " in out
+    with pytest.raises(UsageError, match=r"final.safetensors has no snapshot 'step_9'; it has: step_0, step_256, "
+                                         r"step_512$"):
+        rlkit.load_agent(f"{run}@step_9")
     main([f"resume={run}", "total_steps=768", "progress=false"])
     resumed = checkpoint.load(run / "checkpoints" / "final.safetensors")
     assert list(resumed["pool"]["meta"]["members"]) == ["random", "step_0", "step_256", "step_512", "step_768"]
