@@ -281,3 +281,29 @@ def test_augmented_selfplay_training_runs_and_reinforce_is_refused(train):
     with pytest.raises(UsageError, match=r"augment=true needs an algorithm whose update can weight the images as "
                                          r"samples the acting policy did not play \(ppo\); reinforce cannot"):
         train("env=connect_four", "algo=reinforce", "env.selfplay.augment=true", "total_steps=64", name="bad")
+
+
+@pytest.mark.parametrize("game,moves,marks", [
+    ("tictactoe", [4, 0, 8], {(1, 1): "X", (0, 0): "O", (2, 2): "X"}),
+    ("connect_four", [3, 3, 0], {(5, 3): "X", (4, 3): "O", (5, 0): "X"}),
+    ("go", ["D4", "E5", "pass"], {(5, 3): "X", (4, 4): "O"}),  # 9x9 rows count down from 9 at the top
+])
+def test_the_drawn_board_shows_the_first_seats_stones_as_x(game, moves, marks):
+    """`rlkit.play` and `rlkit.watch` draw X for the first seat after every move, whoever is to
+    move (Go's planes put the last move's side first, the other games' the mover's)."""
+    from rlkit.envs.board import parse_move
+
+    g = Game(env_cfg(game))
+    g.reset(0)
+    for m in moves:
+        g.step(parse_move(game, m, 9) if game == "go" else m)
+        rows = g.draw().splitlines()
+        if game == "go":
+            cells = [row.split()[1:] for row in rows[:-1]]
+        elif game == "connect_four":
+            cells = [row.split() for row in rows[:-1]]
+        else:
+            cells = [[c.strip() for c in row.split("|")] for row in rows[::2]]
+        drawn = {(r, c): v for r, row in enumerate(cells) for c, v in enumerate(row) if v in "XO"}
+        assert set(drawn.items()) <= set(marks.items())  # every stone so far in its colour
+    assert drawn == marks

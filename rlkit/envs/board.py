@@ -106,6 +106,8 @@ class Game:
         """Two [H, W] bool planes: seat 0's stones and seat 1's."""
         obs, _ = self.observe()
         mine, theirs = obs[..., 0].astype(bool), obs[..., 1].astype(bool)
+        if self.name == "go":  # Go's plane 0 holds the last move's side, plane 1 the mover's (rlkit.games.go)
+            mine, theirs = theirs, mine
         return (mine, theirs) if self.mover == 0 else (theirs, mine)
 
 
