@@ -194,13 +194,11 @@ SNAPSHOT = "@"  # RUN@NAME: the snapshot NAME of a self-play run's opponent pool
 
 
 def split_snapshot(path: Path) -> tuple[Path, str | None]:
-    """`RUN@NAME` (a run folder or checkpoint file, then a snapshot of its self-play opponent
-    pool, such as step_50176) -> (RUN, NAME); a path that exists, or has no @, as it is."""
+    """`RUN@NAME` (a run or checkpoint, then a snapshot of its opponent pool) -> (RUN, NAME)."""
     text = str(path)
     if path.exists() or SNAPSHOT not in text:
         return path, None
-    where, _, name = text.rpartition(SNAPSHOT)
-    return Path(where), name
+    return Path(text.rpartition(SNAPSHOT)[0]), text.rpartition(SNAPSHOT)[2]
 
 
 def snapshot_weights(ckpt: dict, name: str, file: Path) -> dict:
