@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rlkit.errors import RunError, UsageError  # noqa: F401  (re-exported: rlkit.config.UsageError)
-from rlkit.schema import check_ranges, check_types, describe, is_a, leaves, number, type_name
+from rlkit.schema import SCHEMA, check_ranges, check_types, describe, is_a, leaves, number, type_name
 
 GROUPS = ("env", "algo", "model", "runner")
 PARSER = OverridesParser.create()  # Hydra's override grammar, for every command's arguments
@@ -119,14 +119,16 @@ def _check_key(base: DictConfig, key: str) -> None:
 
 def _apply_tuned(cfg: DictConfig, explicit: set[str]) -> None:
     """An env file's own settings (`tuned:`), as key=value overrides in blocks: `all`, then the chosen
-    model's, then the chosen algo's block, each later one winning; a key set on the command line
-    keeps its value."""
+    model's, then the chosen algo's, then the chosen memory core's (`+lstm`, `+transformer`), each
+    later one winning; a key set on the command line keeps its value."""
     tuned = cfg.env.pop("tuned", None) or {}
-    blocks = ("all", *options("model"), *options("algo"))
+    cores = [f"+{c}" for c in SCHEMA["model.core"].choices if c != "none"]
+    blocks = ("all", *options("model"), *options("algo"), *cores)
     for block in tuned:
         if block not in blocks:
             raise UsageError(f"env {cfg.env.name}: unknown tuned block {block!r}; valid: {', '.join(blocks)}")
-    for block in ("all", cfg.model.name, cfg.algo.name):
+    for block in ("all", cfg.model.name, cfg.algo.name, "+core"):
+        block = f"+{cfg.model.core}" if block == "+core" else block  # as the blocks before left it
         for path, value in (tuned.get(block) or {}).items():
             if path.split(".")[0] in GROUPS and "." not in path or path not in set(leaves(cfg)):
                 raise UsageError(f"env {cfg.env.name}: tuned {block}: {path!r} is not a key; valid: the keys "

@@ -36,6 +36,16 @@ def test_env_tuned_values_apply_and_command_line_wins():
     assert (other_algo.algo.num_steps, other_algo.algo.lr) == (32, 0.01)  # reinforce's own tuned block, not ppo's
 
 
+def test_a_memory_cores_tuned_block_applies_only_with_that_core():
+    with_core = load_config(["env=cartpole_masked", "model.core=transformer"])
+    assert (with_core.model.memory, with_core.model.core_size) == (8, 64)  # the +transformer block
+    assert with_core.algo.epochs == 10  # the ppo block still applies
+    without = load_config(["env=cartpole_masked", "model.core=lstm"])
+    assert (without.model.memory, without.model.core_size) == (32, 128)
+    explicit = load_config(["env=cartpole_masked", "model.core=transformer", "model.memory=4"])
+    assert (explicit.model.memory, explicit.model.core_size) == (4, 64)
+
+
 def test_issue_example_composes():
     cfg = load_config("env=pong algo=reinforce model=transformer seed=3 num_envs=16".split())
     assert (cfg.env.game, cfg.algo.name, cfg.model.name, cfg.seed, cfg.num_envs) == ("Pong", "reinforce",
